@@ -1,0 +1,60 @@
+# Gofer: the two commands are `make run` and `make test`. Everything else here serves them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+GOFER_BIND ?= 127.0.0.1:8080
+export GOFER_BIND
+
+.PHONY: run test lint migrations-check test-sqlite test-postgres bench clean
+
+$(BIN)/.runtime: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+## make run: install, migrate, then serve the API (daphne) and run the workers (django-q2) until Ctrl-C.
+run: $(BIN)/.runtime
+	@$(BIN)/python manage.py migrate --noinput -v 0
+	@host=$${GOFER_BIND%:*}; port=$${GOFER_BIND##*:}; \
+	echo ""; \
+	echo "Gofer is starting on http://$$GOFER_BIND  (admin: http://$$GOFER_BIND/admin/, API docs: http://$$GOFER_BIND/api/docs/)"; \
+	echo "First token (works once):  curl -s -X POST http://$$GOFER_BIND/api/tokens/bootstrap"; \
+	echo "Admin console login:       $(BIN)/python manage.py createsuperuser"; \
+	echo "Ctrl-C stops the server and the workers."; \
+	echo ""; \
+	trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python manage.py qcluster & \
+	$(BIN)/daphne -b "$$host" -p "$$port" --proxy-headers gofer_site.asgi:application
+
+## make test: lint, migrations check and the whole suite (SQLite locally; PostgreSQL too under CI=true).
+test: lint migrations-check
+ifeq ($(CI),true)
+	@$(MAKE) --no-print-directory test-postgres
+	@$(MAKE) --no-print-directory test-sqlite PYTEST_ARGS="-m 'not docker and not vault and not browser'"
+else
+	@$(MAKE) --no-print-directory test-sqlite
+endif
+
+test-sqlite: $(BIN)/.dev
+	GOFER_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: $(BIN)/.dev
+	GOFER_TEST_DB=postgres $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+migrations-check: $(BIN)/.dev
+	GOFER_HOME=$$(mktemp -d) $(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: $(BIN)/.dev
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,263 @@
+"""Tokens, roles and system preferences: every change goes through these functions (API, admin, commands)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import string
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from access.choices import SystemRole, TokenKind
+from access.models import Role, StaffAccess, SystemPreferences, Token
+from access.permissions import (
+    InvalidPermission,
+    Principal,
+    compile_role,
+    principal_for_roles,
+    validate_permissions,
+)
+from apiv0.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from events import services as events
+from events.choices import EventKind
+
+TOKEN_ALPHABET = string.ascii_letters + string.digits
+TOKEN_LENGTH = 40
+# A token's expiry, when given, is at most ten years out: beyond that "0 = never" is the honest request.
+MAX_TOKEN_LIFETIME = 10 * 365 * 24 * 3600
+MAX_METADATA_ENTRIES = 50
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _new_secret() -> str:
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+def authenticate(secret: str) -> Token:
+    """The enabled, unexpired token whose secret this is; raises Unauthenticated saying which check failed."""
+    token = Token.objects.filter(hash=hash_secret(secret)).first()
+    if token is None:
+        raise Unauthenticated("token not recognised")
+    if token.disabled:
+        raise Unauthenticated("token is disabled")
+    if token.is_expired:
+        raise Unauthenticated("token expired")
+    return token
+
+
+def principal_for_token(token: Token) -> Principal:
+    return principal_for_roles("token", token.user, token.roles.all(), token_id=str(token.id))
+
+
+def principal_for_user(user: Any) -> Principal:
+    """The principal of a Django user in the admin: superusers see all; staff see what their granted roles allow."""
+    if user.is_superuser:
+        return Principal(kind="staff", name=user.get_username(), roles=(), superuser=True)
+    access = StaffAccess.objects.filter(user=user).prefetch_related("roles").first()
+    roles = access.roles.all() if access else []
+    return principal_for_roles("staff", user.get_username(), roles)
+
+
+def anonymous_principal() -> Principal:
+    role = Role.objects.filter(id=SystemRole.ANONYMOUS).first()
+    roles = (compile_role(role.id, role.permissions),) if role else ()
+    return Principal(kind="anonymous", name="anonymous", roles=roles)
+
+
+def _validate_metadata(metadata: Any) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise ValidationFailed("metadata: must be an object of strings", field="metadata")
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        raise ValidationFailed(f"metadata: at most {MAX_METADATA_ENTRIES} entries", field="metadata")
+    for key, value in metadata.items():
+        if not isinstance(value, str) or len(key) > 100 or len(value) > 1000:
+            raise ValidationFailed(
+                f"metadata.{key:.40}: values must be strings (keys up to 100, values up to 1000 chars)",
+                field=f"metadata.{key:.40}",
+            )
+    return metadata
+
+
+def _roles_by_id(role_ids: Any) -> list[Role]:
+    if not isinstance(role_ids, list) or not all(isinstance(r, str) for r in role_ids):
+        raise ValidationFailed("roles: must be a list of role ids", field="roles")
+    if not role_ids:
+        raise ValidationFailed("roles: a token needs at least one role", field="roles")
+    if SystemRole.BOOTSTRAP in role_ids:
+        raise ValidationFailed("roles: the bootstrap role cannot be assigned", field="roles")
+    found = {role.id: role for role in Role.objects.filter(id__in=role_ids)}
+    missing = [r for r in role_ids if r not in found]
+    if missing:
+        raise ValidationFailed(f"roles: unknown role {missing[0]!r:.64}", field="roles")
+    return [found[r] for r in dict.fromkeys(role_ids)]
+
+
+@transaction.atomic
+def create_token(
+    user: str,
+    role_ids: list[str],
+    expires_in: int = 0,
+    metadata: dict[str, str] | None = None,
+    *,
+    kind: str = TokenKind.USER,
+    roles: list[Role] | None = None,
+) -> tuple[str, Token]:
+    """Create a token; returns ``(plaintext secret, token)``. The plaintext exists nowhere else afterwards.
+
+    ``expires_in`` is in seconds, 0 meaning never.
+    """
+    if not isinstance(user, str) or not user.strip() or len(user) > 200:
+        raise ValidationFailed("user: must be a non-empty string of at most 200 characters", field="user")
+    if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in < 0:
+        raise ValidationFailed("expires: must be a number of seconds, 0 for never", field="expires")
+    if expires_in > MAX_TOKEN_LIFETIME:
+        raise ValidationFailed(f"expires: at most {MAX_TOKEN_LIFETIME} seconds; use 0 for never", field="expires")
+    resolved_roles = roles if roles is not None else _roles_by_id(role_ids)
+    secret = _new_secret()
+    token = Token.objects.create(
+        hash=hash_secret(secret),
+        user=user.strip(),
+        kind=kind,
+        metadata=_validate_metadata(metadata),
+        expires=timezone.now() + dt.timedelta(seconds=expires_in) if expires_in else None,
+    )
+    token.roles.set(resolved_roles)
+    events.publish(EventKind.CREATED_TOKEN, {"token_id": str(token.id), "user": token.user})
+    return secret, token
+
+
+@transaction.atomic
+def bootstrap_token() -> tuple[str, Token]:
+    """Create the root token with the bootstrap role. Works once; afterwards raises Conflict."""
+    prefs = SystemPreferences.load()
+    prefs = SystemPreferences.objects.select_for_update().get(pk=prefs.pk)
+    if prefs.bootstrap_token_created:
+        raise Conflict("the bootstrap token was already created; ask an admin for a token")
+    bootstrap_role = Role.objects.get(id=SystemRole.BOOTSTRAP)
+    secret, token = create_token("bootstrap", [], kind=TokenKind.BOOTSTRAP, roles=[bootstrap_role])
+    prefs.bootstrap_token_created = True
+    prefs.save(update_fields=["bootstrap_token_created"])
+    return secret, token
+
+
+def get_token(token_id: str) -> Token:
+    try:
+        parsed = uuid.UUID(str(token_id))
+    except ValueError:
+        raise NotFound.of("token", token_id, field="id") from None
+    token = Token.objects.prefetch_related("roles").filter(id=parsed).first()
+    if token is None:
+        raise NotFound.of("token", token_id, field="id")
+    return token
+
+
+@transaction.atomic
+def set_token_disabled(token: Token, disabled: bool) -> bool:
+    """Enable or disable a token. Returns False when it already was in that state (nothing changed)."""
+    if token.disabled == disabled:
+        return False
+    token.disabled = disabled
+    token.save(update_fields=["disabled"])
+    events.publish(EventKind.UPDATED_TOKEN, {"token_id": str(token.id), "disabled": disabled})
+    return True
+
+
+@transaction.atomic
+def delete_token(token: Token) -> None:
+    token_id = str(token.id)
+    token.delete()
+    events.publish(EventKind.DELETED_TOKEN, {"token_id": token_id})
+
+
+def _check_role_fields(description: Any, permissions: Any) -> list[dict[str, list[str]]] | None:
+    if description is not None and (not isinstance(description, str) or len(description) > 2000):
+        raise ValidationFailed("description: must be a string of at most 2000 characters", field="description")
+    if permissions is None:
+        return None
+    try:
+        return validate_permissions(permissions)
+    except InvalidPermission as exc:
+        field = str(exc).split(":", 1)[0]
+        raise ValidationFailed(str(exc), field=field) from None
+
+
+@transaction.atomic
+def create_role(role_id: str, description: str, permissions: list) -> Role:
+    from pipelines.validation import check_identifier
+
+    check_identifier(role_id, "id", max_length=64, allow_underscore=True)
+    normalised = _check_role_fields(description, permissions)
+    if normalised is None:
+        raise ValidationFailed("permissions: required", field="permissions")
+    try:
+        with transaction.atomic():
+            role = Role.objects.create(id=role_id, description=description or "", permissions=normalised)
+    except IntegrityError:
+        raise Conflict(f"role {role_id} already exists", field="id") from None
+    events.publish(EventKind.CREATED_ROLE, {"role_id": role.id})
+    return role
+
+
+def get_role(role_id: str) -> Role:
+    role = Role.objects.filter(id=role_id).first()
+    if role is None:
+        raise NotFound.of("role", role_id, field="role_id")
+    return role
+
+
+@transaction.atomic
+def update_role(role: Role, description: str | None = None, permissions: list | None = None) -> bool:
+    """Change a custom role. Returns False when nothing changed. System roles cannot be changed."""
+    if role.system_role:
+        raise ValidationFailed(f"role {role.id} is a system role and cannot be changed", field="role_id")
+    normalised = _check_role_fields(description, permissions)
+    changed = []
+    if description is not None and description != role.description:
+        role.description = description
+        changed.append("description")
+    if normalised is not None and normalised != role.permissions:
+        role.permissions = normalised
+        changed.append("permissions")
+    if not changed:
+        return False
+    role.save(update_fields=changed)
+    events.publish(EventKind.UPDATED_ROLE, {"role_id": role.id})
+    return True
+
+
+@transaction.atomic
+def delete_role(role: Role) -> None:
+    if role.system_role:
+        raise ValidationFailed(f"role {role.id} is a system role and cannot be deleted", field="role_id")
+    role_id = role.id
+    role.delete()
+    events.publish(EventKind.DELETED_ROLE, {"role_id": role_id})
+
+
+@transaction.atomic
+def update_system_preferences(ignore_pipeline_run_events: bool | None) -> bool:
+    """Flip the run kill switch. Returns False when nothing changed."""
+    prefs = SystemPreferences.load()
+    prefs = SystemPreferences.objects.select_for_update().get(pk=prefs.pk)
+    if ignore_pipeline_run_events is None or prefs.ignore_pipeline_run_events == ignore_pipeline_run_events:
+        return False
+    prefs.ignore_pipeline_run_events = ignore_pipeline_run_events
+    prefs.save(update_fields=["ignore_pipeline_run_events"])
+    events.publish(EventKind.UPDATED_SYSTEM_PREFERENCES, {"ignore_pipeline_run_events": ignore_pipeline_run_events})
+    return True
+
+
+def touch_last_used(token: Token) -> None:
+    """Record use at most once a minute per token (a write per request would make reads contend on SQLite)."""
+    now = timezone.now()
+    if token.last_used is None or (now - token.last_used).total_seconds() > 60:
+        Token.objects.filter(pk=token.pk).update(last_used=now)

@@ -1,0 +1,158 @@
+"""The base class of every API view: authentication, the access rule of each method, and tenant scoping.
+
+A view declares, per HTTP method, one ``Rule``: the action, the resources, whether the route is admin-only, and
+whether anonymous callers may use it. Before the handler runs, ``initial`` authenticates the caller and, for routes
+under ``/namespaces/{namespace_id}`` (and ``/pipelines/{pipeline_id}``), resolves those objects through
+``access.scope`` with the rule's permission: ``self.namespace`` and ``self.pipeline`` are already checked when the
+handler sees them, and every query of tenant data is derived from them. A method without a rule cannot be defined
+(``__init_subclass__`` refuses the class), and a subclass cannot override the checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from django.conf import settings
+from rest_framework import status as http
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access import scope
+from access.permissions import Principal
+from access.services import anonymous_principal
+from apiv0.errors import Unauthenticated, ValidationFailed
+from pipelines.models import Namespace, Pipeline
+
+HANDLER_METHODS = ("get", "post", "put", "patch", "delete")
+GUARDED_ATTRIBUTES = ("initial", "check_permissions", "check_object_permissions", "get_authenticators", "_resolve")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The access rule of one HTTP method of one route."""
+
+    action: str
+    resources: tuple[str, ...] = ()
+    admin: bool = False
+    anonymous: bool = False
+    # Routes that run before any token exists (bootstrap) or must answer everyone (metadata).
+    public: bool = False
+    # Registering a config creates its pipeline: the pipeline need not exist, the permission is checked on its id.
+    may_create_pipeline: bool = False
+
+
+def rule(
+    action: str,
+    *resources: str,
+    admin: bool = False,
+    anonymous: bool = False,
+    public: bool = False,
+    may_create_pipeline: bool = False,
+) -> Rule:
+    return Rule(
+        action,
+        tuple(resources),
+        admin=admin,
+        anonymous=anonymous,
+        public=public,
+        may_create_pipeline=may_create_pipeline,
+    )
+
+
+class GoferAPIView(APIView):
+    """Subclass this for every API route. Declare ``rules = {"GET": rule(...), ...}``; write handlers only."""
+
+    rules: ClassVar[dict[str, Rule]] = {}
+    http_method_names: ClassVar[list[str]] = ["get", "post", "patch", "delete", "head"]
+
+    principal: Principal
+    namespace: Namespace
+    pipeline: Pipeline
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in GUARDED_ATTRIBUTES:
+            if name in cls.__dict__:
+                raise TypeError(f"{cls.__name__} may not override {name}: access checks live in GoferAPIView only")
+        for method in HANDLER_METHODS:
+            if method in cls.__dict__ and method.upper() not in cls.rules:
+                raise TypeError(f"{cls.__name__}.{method} has no access rule in {cls.__name__}.rules")
+
+    # --- the gate ---------------------------------------------------------------------------------------------------
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        method = "GET" if request.method == "HEAD" else request.method
+        current = self.rules.get(method)
+        if current is None:
+            self.http_method_not_allowed(request)
+        self.principal = self._principal(request, current)
+        self._resolve(current, kwargs)
+
+    def _principal(self, request: Request, current: Rule) -> Principal:
+        principal = request.user
+        if isinstance(principal, Principal):
+            return principal
+        if current.public or (current.anonymous and settings.GOFER_ALLOW_ANONYMOUS):
+            return anonymous_principal()
+        raise Unauthenticated("missing token: send the header 'Authorization: Bearer <token>'")
+
+    def _resolve(self, current: Rule, kwargs: dict[str, Any]) -> None:
+        if current.public:
+            return
+        namespace_id = kwargs.get("namespace_id")
+        pipeline_id = kwargs.get("pipeline_id")
+        if pipeline_id is not None and current.may_create_pipeline:
+            self.namespace = scope.get_namespace(
+                self.principal, namespace_id, current.action, current.resources, new_pipeline_slug=pipeline_id
+            )
+        elif pipeline_id is not None:
+            self.pipeline = scope.get_pipeline(
+                self.principal, namespace_id, pipeline_id, current.action, current.resources
+            )
+            self.namespace = self.pipeline.namespace
+        elif namespace_id is not None:
+            self.namespace = scope.get_namespace(self.principal, namespace_id, current.action, current.resources)
+        else:
+            scope.require(self.principal, current.action, current.resources, admin=current.admin)
+            return
+        if current.admin:
+            scope.require(self.principal, current.action, (), admin=True)
+
+    # --- helpers for handlers -------------------------------------------------------------------------------------
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body as an object (an empty body is ``{}``); anything else is a 400 naming ``body``."""
+        data = self.request.data
+        if data is None or data == {}:
+            return {}
+        if not isinstance(data, dict):
+            raise ValidationFailed("body: must be a JSON object", field="body")
+        return data
+
+    def known_fields(self, data: dict[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
+        """Refuse fields the endpoint does not know, so that a typo is an error rather than silently ignored."""
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ValidationFailed(f"{unknown[0]}: unknown field", field=unknown[0])
+        return data
+
+
+def ok(payload: dict[str, Any]) -> Response:
+    return Response(payload, status=http.HTTP_200_OK)
+
+
+def created(payload: dict[str, Any]) -> Response:
+    return Response(payload, status=http.HTTP_201_CREATED)
+
+
+def no_content() -> Response:
+    return Response(status=http.HTTP_204_NO_CONTENT)
+
+
+def unchanged(message: str, payload: dict[str, Any] | None = None) -> Response:
+    """A successful update that changed nothing says so: 200 with ``changed: false`` and a message."""
+    return Response({**(payload or {}), "changed": False, "message": message}, status=http.HTTP_200_OK)

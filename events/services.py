@@ -1,0 +1,67 @@
+"""Recording and broadcasting events."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from apiv0.errors import NotFound
+from apiv0.fields import epoch_ms
+from events.choices import EventKind
+from events.models import Event
+
+logger = logging.getLogger(__name__)
+
+# Every websocket listener of /api/events joins this group; a message only says "new events exist", listeners then
+# read them from the database, where scoping is applied (docs/architecture.md, "Live streams").
+EVENTS_GROUP = "gofer.events"
+
+
+def publish(
+    kind: EventKind | str,
+    details: dict[str, Any],
+    *,
+    namespace_id: str | None = None,
+    pipeline_slug: str | None = None,
+    run_number: int | None = None,
+) -> Event:
+    """Record an event in the caller's transaction; wake live listeners once that transaction commits.
+
+    If the transaction rolls back, the event never existed and nobody was told.
+    """
+    event = Event.objects.create(
+        kind=str(kind),
+        details=details,
+        namespace_id=namespace_id,
+        pipeline_slug=pipeline_slug,
+        run_number=run_number,
+    )
+    transaction.on_commit(lambda: _wake_listeners(event.id))
+    return event
+
+
+def delete_event(event_id: int) -> None:
+    """Delete one event (admin). Raises NotFound if there is none with this id."""
+    deleted, _ = Event.objects.filter(id=event_id).delete()
+    if not deleted:
+        raise NotFound.of("event", event_id, field="event_id")
+
+
+def _wake_listeners(event_id: int) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(EVENTS_GROUP, {"type": "events.new", "event_id": event_id})
+    except Exception:
+        # Listeners also poll; a broken channel layer delays them, it must never fail the state change itself.
+        logger.warning("could not broadcast event %s to the channel layer", event_id, exc_info=True)
+
+
+def as_api(event: Event) -> dict[str, Any]:
+    """Gofer v0's shape: ``{"id", "kind": {<kind>: details}, "emitted"}``."""
+    return {"id": str(event.id), "kind": {event.kind: event.details}, "emitted": epoch_ms(event.emitted)}

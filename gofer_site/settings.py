@@ -1,0 +1,274 @@
+"""Gofer settings: one module, driven by environment variables.
+
+With no environment set, Gofer runs embedded: SQLite in ``$GOFER_HOME`` (default ``./.gofer``), the django-q2 ORM
+broker and an in-process Channels layer, so a fresh clone needs no services. Production switches parts on with
+``GOFER_DATABASE_URL`` (PostgreSQL) and ``GOFER_REDIS_URL`` (broker and Channels layer). Every variable is listed in
+docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    """The value of ``name``; ``NAME_FILE`` (a path, as Docker secrets use) wins over ``NAME``."""
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE points at {file_path!r}, which cannot be read: {exc}") from exc
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    raw = env(name, "")
+    if raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), not {raw!r}")
+
+
+def envint(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = env(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {value}")
+    return value
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+# --- Where Gofer keeps its files ----------------------------------------------------------------------------------
+GOFER_HOME = Path(env("GOFER_HOME", str(BASE_DIR / ".gofer"))).resolve()
+GOFER_HOME.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """The Django secret key: from the environment, or generated once and kept (mode 0600) in ``$GOFER_HOME``."""
+    configured = env("GOFER_SECRET_KEY")
+    if configured:
+        return configured
+    key_file = GOFER_HOME / "secret_key"
+    if not key_file.exists():
+        # O_EXCL: two processes starting together (server and worker) must not write two different keys.
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+# Keys for secrets and stored credentials (secretstore/crypto.py). Empty: a key generated once into $GOFER_HOME.
+GOFER_ENCRYPTION_KEY = env("GOFER_ENCRYPTION_KEY")
+DEBUG = envbool("GOFER_DEBUG", False)
+
+GOFER_BIND = env("GOFER_BIND", "127.0.0.1:8080")
+_bind_host = GOFER_BIND.rsplit(":", 1)[0] or "127.0.0.1"
+ALLOWED_HOSTS = envlist("GOFER_ALLOWED_HOSTS", ",".join(sorted({"127.0.0.1", "localhost", _bind_host})))
+CSRF_TRUSTED_ORIGINS = envlist("GOFER_CSRF_TRUSTED_ORIGINS")
+# The URL task containers use to call back into Gofer (GOFER_API_BASE_URL inside a task). Operator-set, because only
+# the operator knows how containers reach this server.
+GOFER_API_BASE_URL = env("GOFER_API_BASE_URL", f"http://{GOFER_BIND}")
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = envbool("GOFER_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if envbool("GOFER_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "django_q",
+    # Gofer's own apps. Each owns one concept; see docs/architecture.md.
+    "apiv0",
+    "access",
+    "events",
+    "pipelines",
+    "runs",
+    "triggers",
+    "notifiers",
+    "secretstore",
+    "objectstore",
+]
+
+MIDDLEWARE = [
+    "apiv0.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gofer_site.urls"
+WSGI_APPLICATION = "gofer_site.wsgi.application"
+ASGI_APPLICATION = "gofer_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------------------------
+DATABASE_URL = env("GOFER_DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": GOFER_HOME / "gofer.sqlite3",
+            "OPTIONS": {
+                # The server and the workers write from separate processes. IMMEDIATE takes the write lock at BEGIN, so
+                # two writers queue on the busy timeout instead of failing with "database is locked" on lock upgrade;
+                # WAL lets readers run beside the writer.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: django-q2 broker and Channels layer -------------------------------------------------------------------
+REDIS_URL = env("GOFER_REDIS_URL")
+
+# A worker step (starting containers, watching one task) can legitimately last as long as the longest task timeout,
+# 8 hours. django-q2 requires timeout < retry; crash recovery does not wait for django-q2's retry, it is done by
+# Gofer's own reconciler through leases (docs/architecture.md), so a long retry costs nothing.
+GOFER_MAX_TASK_TIMEOUT = 8 * 3600
+GOFER_WORKERS = envint("GOFER_WORKERS", 8, minimum=1, maximum=512)
+Q_CLUSTER = {
+    "name": "gofer",
+    "workers": GOFER_WORKERS,
+    "recycle": 500,
+    "timeout": GOFER_MAX_TASK_TIMEOUT + 600,
+    "retry": GOFER_MAX_TASK_TIMEOUT + 1200,
+    # A step that died is re-driven by the reconciler, never replayed blindly by the queue.
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Task queue",
+    "poll": 0.2,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+    }
+else:
+    Q_CLUSTER["orm"] = "default"
+    # In-process only: websocket consumers also poll the database and log files, so a worker in another process
+    # still reaches every client (docs/architecture.md, "Live streams").
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Auth, i18n, static -------------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = GOFER_HOME / "static"
+
+# --- The REST API ---------------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["access.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "apiv0.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Gofer",
+    "DESCRIPTION": "Gofer's REST API: the paths and shapes of Gofer v0, extended in the same style.",
+    "VERSION": "0.9.1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Request bodies above this are refused (413) before they are parsed. Object uploads stream and have their own limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("GOFER_MAX_REQUEST_BYTES", 8 * 1024 * 1024, minimum=1024)
+
+# --- Gofer behaviour (see docs/configuration.md) -------------------------------------------------------------------
+GOFER_SEMVER = "0.9.1"
+GOFER_COMMIT = env("GOFER_COMMIT", "")
+# Parallelism: a pipeline's 0 means this default, never "unlimited".
+GOFER_PIPELINE_RUN_CONCURRENCY_LIMIT = envint("GOFER_PIPELINE_RUN_CONCURRENCY_LIMIT", 20, minimum=1)
+GOFER_GLOBAL_RUN_CONCURRENCY_LIMIT = envint("GOFER_GLOBAL_RUN_CONCURRENCY_LIMIT", 200, minimum=1)
+GOFER_MAX_PARALLELISM = envint("GOFER_MAX_PARALLELISM", 100, minimum=1)
+GOFER_IGNORE_PIPELINE_RUN_EVENTS = envbool("GOFER_IGNORE_PIPELINE_RUN_EVENTS", False)
+GOFER_EVENT_RETENTION_SECONDS = envint("GOFER_EVENT_RETENTION_SECONDS", 15_768_000, minimum=60)
+GOFER_TASK_LOG_RETENTION_RUNS = envint("GOFER_TASK_LOG_RETENTION_RUNS", 50, minimum=1)
+GOFER_TASK_STOP_TIMEOUT = envint("GOFER_TASK_STOP_TIMEOUT", 300, minimum=0)
+GOFER_GLOBAL_RUN_TIMEOUT = envint("GOFER_GLOBAL_RUN_TIMEOUT", 24 * 3600, minimum=60)
+# Anonymous read of the default namespace (Gofer's web UI uses it). Off in sandbox deployments.
+GOFER_ALLOW_ANONYMOUS = envbool("GOFER_ALLOW_ANONYMOUS", True)
+GOFER_SANDBOX = envbool("GOFER_SANDBOX", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("GOFER_LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django_q": {"level": env("GOFER_QUEUE_LOG_LEVEL", "WARNING").upper()},
+    },
+}

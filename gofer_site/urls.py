@@ -1,0 +1,22 @@
+"""URL wiring: the admin, the API (each app mounts its own routes under /api/), the schema and the docs page."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+api_patterns = [
+    path("", include("access.api.urls")),
+    path("", include("events.api.urls")),
+    path("", include("pipelines.api.urls")),
+    path("", include("runs.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
+    path("api/", include((api_patterns, "api"))),
+]
+
+handler404 = "apiv0.handlers.not_found"
+handler500 = "apiv0.handlers.server_error"

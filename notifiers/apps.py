@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class NotifiersConfig(AppConfig):
+    """What Gofer tells the outside world about runs (later issues)."""
+
+    name = "notifiers"

@@ -1,0 +1,148 @@
+"""Namespaces, pipelines, versioned pipeline configs, their task definitions, and deployments.
+
+A namespace is the tenant. Every row below it carries a direct ``namespace`` foreign key, even where it could be
+derived, so that tenant scoping is one filter and deleting a namespace cascades to everything in it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from pipelines.choices import ConfigState, DeploymentState, DeploymentStatus, ParallelismMode, PipelineState
+from secretstore.fields import EncryptedJSONField
+
+DEFAULT_TASK_TIMEOUT = 8 * 3600
+MIN_TASK_TIMEOUT = 5 * 60
+MAX_TASK_TIMEOUT = 8 * 3600
+
+
+class Namespace(models.Model):
+    """A tenant: a group of pipelines (usually one per team). Permissions target namespaces by regex."""
+
+    id = models.CharField(primary_key=True, max_length=32)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    modified = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Pipeline(models.Model):
+    """A pipeline's metadata. Its content lives in versioned PipelineConfig rows; runs use the live one."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="pipelines")
+    slug = models.CharField("pipeline id", max_length=32)
+    state = models.CharField(max_length=16, choices=PipelineState.choices, default=PipelineState.ACTIVE)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    modified = models.DateTimeField(default=timezone.now)
+    # Per-pipeline counters. They are incremented under a row lock on this pipeline, which serialises the creation
+    # of versions, runs and deployments so numbers are dense and never reused.
+    last_config_version = models.PositiveIntegerField(default=0, editable=False)
+    last_run_number = models.PositiveBigIntegerField(default=0, editable=False)
+    last_deployment_number = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["namespace_id", "slug"]
+        constraints = [models.UniqueConstraint(fields=["namespace", "slug"], name="pipeline_unique_per_namespace")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace_id}/{self.slug}"
+
+
+class PipelineConfig(models.Model):
+    """One registered version of a pipeline. Immutable once registered, except for its deployment state."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="+")
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="configs")
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    # 0 means "the server default" (GOFER_PIPELINE_RUN_CONCURRENCY_LIMIT), never "unlimited".
+    parallelism = models.PositiveIntegerField(default=0)
+    parallelism_mode = models.CharField(max_length=16, choices=ParallelismMode.choices, default=ParallelismMode.QUEUE)
+    # False: no task of this version stores or streams logs (a roadmap item).
+    logging = models.BooleanField(default=True)
+    state = models.CharField(max_length=16, choices=ConfigState.choices, default=ConfigState.UNRELEASED)
+    registered = models.DateTimeField(default=timezone.now, editable=False)
+    deprecated = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pipeline_id", "version"]
+        verbose_name = "pipeline config"
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "version"], name="config_unique_version"),
+            models.UniqueConstraint(
+                fields=["pipeline"], condition=Q(state=ConfigState.LIVE), name="config_one_live_per_pipeline"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline} v{self.version}"
+
+
+class Task(models.Model):
+    """A task definition inside one config version: a container image and how to run it."""
+
+    config = models.ForeignKey(PipelineConfig, on_delete=models.CASCADE, related_name="tasks")
+    slug = models.CharField("task id", max_length=64)
+    position = models.PositiveIntegerField(default=0, help_text="Order in the registered config.")
+    description = models.TextField(blank=True, default="")
+    image = models.CharField(max_length=512)
+    # {"user": ..., "pass": ...}; encrypted at rest like every stored credential.
+    registry_auth = EncryptedJSONField(null=True, blank=True)
+    # {parent task id: "any" | "success" | "failure"}
+    depends_on = models.JSONField(default=dict, blank=True)
+    # [{"key": ..., "value": ...}] in registration order; keys are upper-cased.
+    variables = models.JSONField(default=list, blank=True)
+    entrypoint = models.JSONField(null=True, blank=True)
+    command = models.JSONField(null=True, blank=True)
+    inject_api_token = models.BooleanField(default=False)
+    always_pull_newest_image = models.BooleanField(default=False)
+    timeout = models.PositiveIntegerField(default=DEFAULT_TASK_TIMEOUT, help_text="Seconds (300 to 28800).")
+    cpu = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True, help_text="CPU cores.")
+    memory = models.PositiveIntegerField(null=True, blank=True, help_text="Memory in MiB.")
+    logging = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["config_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["config", "slug"], name="task_unique_per_config")]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Deployment(models.Model):
+    """A switch of the live config version from ``start_version`` to ``end_version``."""
+
+    namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="+")
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="deployments")
+    number = models.PositiveIntegerField("deployment id")
+    start_version = models.PositiveIntegerField()
+    end_version = models.PositiveIntegerField()
+    started = models.DateTimeField(default=timezone.now)
+    ended = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=DeploymentState.choices, default=DeploymentState.RUNNING)
+    status = models.CharField(max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.UNKNOWN)
+    status_reason = models.JSONField(null=True, blank=True)
+    # Ids of the events emitted while deploying, in order.
+    logs = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["pipeline_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline", "number"], name="deployment_unique_number"),
+            # At most one deployment in progress per pipeline (Gofer answers a second one with 409).
+            models.UniqueConstraint(
+                fields=["pipeline"], condition=Q(state="Running"), name="deployment_one_running_per_pipeline"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline} deployment {self.number}"

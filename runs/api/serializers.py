@@ -1,0 +1,118 @@
+"""Wire shapes of runs, task executions and timelines (Gofer v0's field names, plus ours)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from apiv0.serializers import EpochMsField, envelope
+from pipelines.api.serializers import VariableSerializer
+from runs.choices import VariableSource
+from runs.models import Run, TaskExecution
+
+REDACTED = "[redacted]"
+
+
+def public_variables(variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Variables as clients may see them: system-injected ones (tokens, ids) are left out."""
+    return [v for v in variables or [] if v.get("source") != VariableSource.SYSTEM]
+
+
+def _reason(reason: str, description: str) -> dict[str, str] | None:
+    if not reason:
+        return None
+    return {"reason": reason, "description": description}
+
+
+class RunSerializer(serializers.Serializer):
+    namespace_id = serializers.CharField()
+    pipeline_id = serializers.SerializerMethodField()
+    pipeline_config_version = serializers.IntegerField(source="config_version")
+    run_id = serializers.IntegerField(source="number")
+    queued = EpochMsField(source="created")
+    started = EpochMsField()
+    ended = EpochMsField()
+    state = serializers.CharField()
+    status = serializers.CharField()
+    status_reason = serializers.SerializerMethodField()
+    initiator = serializers.SerializerMethodField()
+    variables = serializers.SerializerMethodField()
+    token_id = serializers.SerializerMethodField()
+    store_objects_expired = serializers.BooleanField()
+
+    def get_pipeline_id(self, run: Run) -> str:
+        return run.pipeline.slug
+
+    def get_status_reason(self, run: Run) -> dict[str, str] | None:
+        return _reason(run.status_reason, run.status_description)
+
+    def get_initiator(self, run: Run) -> dict[str, str]:
+        return {
+            "id": run.initiator.get("id", ""),
+            "user": run.initiator.get("user", ""),
+            "kind": run.initiator.get("kind", ""),
+        }
+
+    def get_variables(self, run: Run) -> list[dict[str, Any]]:
+        return VariableSerializer(public_variables(run.variables), many=True).data
+
+    def get_token_id(self, run: Run) -> str | None:
+        return str(run.token_id) if run.token_id else None
+
+
+class TaskExecutionSerializer(serializers.Serializer):
+    namespace_id = serializers.CharField()
+    pipeline_id = serializers.SerializerMethodField()
+    run_id = serializers.SerializerMethodField()
+    task_id = serializers.CharField(source="task_slug")
+    task = serializers.SerializerMethodField()
+    created = EpochMsField()
+    started = EpochMsField()
+    ended = EpochMsField()
+    exit_code = serializers.IntegerField(allow_null=True)
+    logs_expired = serializers.BooleanField()
+    logs_removed = serializers.BooleanField()
+    state = serializers.CharField()
+    status = serializers.CharField()
+    status_reason = serializers.SerializerMethodField()
+    variables = serializers.SerializerMethodField()
+    scheduler = serializers.CharField()
+    container_id = serializers.CharField()
+    image_digest = serializers.CharField()
+
+    def get_pipeline_id(self, te: TaskExecution) -> str:
+        return te.pipeline.slug
+
+    def get_run_id(self, te: TaskExecution) -> int:
+        return te.run.number
+
+    def get_task(self, te: TaskExecution) -> dict[str, Any]:
+        task = dict(te.task)
+        if task.get("registry_auth"):
+            task["registry_auth"] = {"user": task["registry_auth"].get("user", ""), "pass": REDACTED}
+        return task
+
+    def get_status_reason(self, te: TaskExecution) -> dict[str, str] | None:
+        return _reason(te.status_reason, te.status_description)
+
+    def get_variables(self, te: TaskExecution) -> list[dict[str, Any]]:
+        return VariableSerializer(public_variables(te.variables), many=True).data
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    at = EpochMsField()
+    task_id = serializers.CharField(source="task_slug")
+    kind = serializers.CharField()
+    message = serializers.CharField()
+
+
+class StartRunRequest(serializers.Serializer):
+    variables = serializers.DictField(child=serializers.CharField(), required=False)
+
+
+ListRunsResponse = envelope("ListRunsResponse", runs=RunSerializer(many=True))
+RunResponse = envelope("RunResponse", run=RunSerializer())
+ListTaskExecutionsResponse = envelope("ListTaskExecutionsResponse", task_executions=TaskExecutionSerializer(many=True))
+GetTaskExecutionResponse = envelope("GetTaskExecutionResponse", task_execution=TaskExecutionSerializer())
+TimelineResponse = envelope("TimelineResponse", timeline=TimelineEntrySerializer(many=True))

@@ -1,0 +1,109 @@
+"""Runs, task executions and timelines (Gofer v0 paths, plus the timeline)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from access.choices import Action, Resource
+from apiv0.pagination import page_from, parse_int
+from apiv0.serializers import UnchangedSerializer
+from apiv0.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from runs import services
+from runs.api import serializers as s
+from runs.models import Run, TaskExecution
+
+RUNS = Resource.RUNS
+TASKS = Resource.TASK_EXECUTIONS
+MAX_WAIT_FOR = 3600
+
+
+class RunListView(GoferAPIView):
+    rules = {"GET": rule(Action.READ, RUNS, anonymous=True), "POST": rule(Action.WRITE, RUNS)}
+
+    @extend_schema(
+        operation_id="list_runs",
+        parameters=[
+            OpenApiParameter("limit", int, description="At most 500; default 50."),
+            OpenApiParameter("offset", int),
+            OpenApiParameter("reverse", bool, description="Newest first."),
+        ],
+        responses=s.ListRunsResponse,
+        tags=["Runs"],
+    )
+    def get(self, request: Request, namespace_id: str, pipeline_id: str) -> Response:
+        page = page_from(request)
+        runs = page.apply(Run.objects.filter(pipeline=self.pipeline).select_related("pipeline"), "number")
+        return ok({"runs": s.RunSerializer(runs, many=True).data})
+
+    @extend_schema(operation_id="start_run", request=s.StartRunRequest, responses={201: s.RunResponse}, tags=["Runs"])
+    def post(self, request: Request, namespace_id: str, pipeline_id: str) -> Response:
+        body = self.known_fields(self.body(), {"variables"})
+        run = services.start_run(self.principal, self.pipeline, body.get("variables"))
+        return created({"run": s.RunSerializer(run).data})
+
+
+class RunDetailView(GoferAPIView):
+    rules = {"GET": rule(Action.READ, RUNS, anonymous=True), "DELETE": rule(Action.DELETE, RUNS)}
+
+    @extend_schema(operation_id="get_run", responses=s.RunResponse, tags=["Runs"])
+    def get(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str) -> Response:
+        return ok({"run": s.RunSerializer(services.get_run(self.pipeline, run_id)).data})
+
+    @extend_schema(operation_id="cancel_run", responses={204: None, 200: UnchangedSerializer}, tags=["Runs"])
+    def delete(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str) -> Response:
+        run = services.get_run(self.pipeline, run_id)
+        if not services.cancel_run(self.principal, run):
+            return unchanged(f"nothing changed: run {run.number} has already finished ({run.status})")
+        return no_content()
+
+
+class RunTimelineView(GoferAPIView):
+    rules = {"GET": rule(Action.READ, RUNS)}
+
+    @extend_schema(operation_id="get_run_timeline", responses=s.TimelineResponse, tags=["Runs"])
+    def get(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str) -> Response:
+        run = services.get_run(self.pipeline, run_id)
+        page = page_from(request)
+        entries = page.apply(run.timeline.all(), "id")
+        return ok({"timeline": s.TimelineEntrySerializer(entries, many=True).data})
+
+
+def _task_executions(run: Run):  # noqa: ANN202
+    return TaskExecution.objects.filter(run=run).select_related("run", "pipeline")
+
+
+class TaskExecutionListView(GoferAPIView):
+    rules = {"GET": rule(Action.READ, RUNS, TASKS)}
+
+    @extend_schema(operation_id="list_task_executions", responses=s.ListTaskExecutionsResponse, tags=["Tasks"])
+    def get(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str) -> Response:
+        run = services.get_run(self.pipeline, run_id)
+        page = page_from(request)
+        task_executions = page.apply(_task_executions(run), "id")
+        return ok({"task_executions": s.TaskExecutionSerializer(task_executions, many=True).data})
+
+
+class TaskExecutionDetailView(GoferAPIView):
+    rules = {"GET": rule(Action.READ, RUNS, TASKS), "DELETE": rule(Action.DELETE, RUNS, TASKS)}
+
+    @extend_schema(operation_id="get_task_execution", responses=s.GetTaskExecutionResponse, tags=["Tasks"])
+    def get(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str, task_id: str) -> Response:
+        run = services.get_run(self.pipeline, run_id)
+        return ok({"task_execution": s.TaskExecutionSerializer(services.get_task_execution(run, task_id)).data})
+
+    @extend_schema(
+        operation_id="cancel_task_execution",
+        parameters=[OpenApiParameter("wait_for", int, description="Seconds of graceful stop before SIGKILL; 0 kills.")],
+        responses={204: None, 200: UnchangedSerializer},
+        tags=["Tasks"],
+    )
+    def delete(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str, task_id: str) -> Response:
+        run = services.get_run(self.pipeline, run_id)
+        task_execution = services.get_task_execution(run, task_id)
+        raw_wait = request.query_params.get("wait_for")
+        wait_for = None if raw_wait in (None, "") else parse_int(raw_wait, "wait_for", 0, 0, MAX_WAIT_FOR)
+        if not services.cancel_task_execution(self.principal, task_execution, wait_for):
+            return unchanged(f"nothing changed: task {task_id} has already finished ({task_execution.status})")
+        return no_content()

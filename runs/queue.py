@@ -1,0 +1,43 @@
+"""Handing work to the django-q2 workers, always after the triggering transaction commits.
+
+A message lost between commit and enqueue (a crash in that instant) loses nothing: the reconciler
+(runs.engine.reconcile, scheduled every few seconds) re-drives every unfinished run and task execution from the
+database, which is the only source of truth. The queue is a doorbell, not a ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+logger = logging.getLogger(__name__)
+
+# Dotted paths of the worker entry points. They are a contract with messages already in the queue: never rename.
+ADVANCE_RUN = "runs.tasks.advance_run"
+DRIVE_TASK_EXECUTION = "runs.tasks.drive_task_execution"
+
+
+def _enqueue(func: str, *args: object) -> None:
+    try:
+        async_task(func, *args, task_name=f"{func.rsplit('.', 1)[-1]}:{':'.join(map(str, args))}")
+    except Exception:
+        # The reconciler will pick the work up; a broken broker must not fail the API call that already committed.
+        logger.exception("could not enqueue %s%s; the reconciler will retry", func, args)
+
+
+def advance_run_now(run_pk: int) -> None:
+    _enqueue(ADVANCE_RUN, run_pk)
+
+
+def advance_run_on_commit(run_pk: int) -> None:
+    transaction.on_commit(lambda: _enqueue(ADVANCE_RUN, run_pk))
+
+
+def task_execution_now(task_execution_pk: int) -> None:
+    _enqueue(DRIVE_TASK_EXECUTION, task_execution_pk)
+
+
+def task_execution_on_commit(task_execution_pk: int) -> None:
+    transaction.on_commit(lambda: _enqueue(DRIVE_TASK_EXECUTION, task_execution_pk))

@@ -1,0 +1,159 @@
+"""Starting, cancelling and reading runs. Execution itself lives in runs/engine.py.
+
+``start_run`` only records the run (state ``pending``) and queues it: the HTTP call returns at once and never waits
+for a parallelism slot. Admission, task execution and completion happen in workers (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from access.models import SystemPreferences
+from access.permissions import Principal
+from apiv0.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from events import services as events
+from events.choices import EventKind
+from pipelines.choices import ConfigState, PipelineState
+from pipelines.models import Pipeline, PipelineConfig
+from pipelines.validation import parse_variables
+from runs import queue
+from runs.choices import RunState, RunStatusReason, TaskExecutionState, VariableSource
+from runs.models import Run, TaskExecution, TimelineEntry
+
+
+def run_scope(run: Run) -> dict[str, Any]:
+    return {"namespace_id": run.namespace_id, "pipeline_slug": run.pipeline.slug, "run_number": run.number}
+
+
+def run_details(run: Run) -> dict[str, Any]:
+    return {"namespace_id": run.namespace_id, "pipeline_id": run.pipeline.slug, "run_id": run.number}
+
+
+def note(run: Run, kind: str, message: str, task_slug: str = "") -> TimelineEntry:
+    """Add a line to the run's timeline (the orchestrator's own account of what it did and why)."""
+    return TimelineEntry.objects.create(run=run, kind=kind, message=message, task_slug=task_slug)
+
+
+def parse_run_number(raw: object) -> int:
+    try:
+        number = int(str(raw))
+        if number < 1:
+            raise ValueError
+    except ValueError:
+        raise ValidationFailed("run_id: must be a positive integer", field="run_id") from None
+    return number
+
+
+def get_run(pipeline: Pipeline, raw_number: object) -> Run:
+    number = parse_run_number(raw_number)
+    run = Run.objects.select_related("pipeline").filter(pipeline=pipeline, number=number).first()
+    if run is None:
+        raise NotFound.of("run", number, field="run_id")
+    return run
+
+
+def get_task_execution(run: Run, task_slug: str) -> TaskExecution:
+    task_execution = (
+        TaskExecution.objects.select_related("run", "pipeline").filter(run=run, task_slug=task_slug).first()
+    )
+    if task_execution is None:
+        raise NotFound.of("task execution", task_slug, field="task_id")
+    return task_execution
+
+
+@transaction.atomic
+def start_run(
+    principal: Principal,
+    pipeline: Pipeline,
+    variables: object = None,
+    *,
+    source: str = VariableSource.RUN_OPTIONS,
+) -> Run:
+    """Queue a run of the pipeline's live config.
+
+    Refused with 503 while the kill switch is on or the pipeline is disabled, and with 409 when no version is live.
+    The run gets the next per-pipeline number; workers are told once the transaction commits.
+    """
+    run_variables = parse_variables(variables, "variables")
+    if SystemPreferences.load().ignore_pipeline_run_events:
+        raise Unavailable("new runs are refused: an admin has turned on ignore_pipeline_run_events")
+    # The row lock serialises run numbering, and makes a concurrent delete of the pipeline or namespace either wait
+    # for this run or make it fail with 404; it never leaves a run in a deleted namespace.
+    pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline.pk).first()
+    if pipeline is None:
+        raise NotFound("pipeline not found", field="pipeline_id")
+    if pipeline.state != PipelineState.ACTIVE:
+        raise Unavailable(f"pipeline {pipeline.slug} is disabled; enable it to start runs")
+    config = PipelineConfig.objects.filter(pipeline=pipeline, state=ConfigState.LIVE).first()
+    if config is None:
+        raise Conflict(
+            f"pipeline {pipeline.slug} has no live config version; deploy one first "
+            f"(POST .../pipelines/{pipeline.slug}/configs/{{version}})"
+        )
+    pipeline.last_run_number += 1
+    pipeline.save(update_fields=["last_run_number"])
+    run = Run.objects.create(
+        namespace_id=pipeline.namespace_id,
+        pipeline=pipeline,
+        number=pipeline.last_run_number,
+        config=config,
+        config_version=config.version,
+        state=RunState.PENDING,
+        initiator=principal.initiator(),
+        variables=[{**v, "source": source} for v in run_variables],
+    )
+    events.publish(EventKind.QUEUED_RUN, run_details(run), **run_scope(run))
+    note(run, "queued", f"queued by {principal.name} ({principal.kind}) on config version {config.version}")
+    queue.advance_run_on_commit(run.pk)
+    return run
+
+
+@transaction.atomic
+def cancel_run(principal: Principal, run: Run, description: str = "") -> bool:
+    """Ask for a run to be cancelled. Returns False when it had already finished (nothing to do).
+
+    A pending run is cancelled at once; a running one is marked and the orchestrator stops its tasks (waiting tasks
+    become cancelled, running containers get a graceful stop, then a kill).
+    """
+    run = Run.objects.select_for_update().select_related("pipeline").get(pk=run.pk)
+    if run.state == RunState.COMPLETE:
+        return False
+    if run.cancel_requested is not None:
+        return True
+    reason = RunStatusReason.ADMIN_CANCELLED if principal.is_admin else RunStatusReason.USER_CANCELLED
+    who = f"{principal.name} ({'admin' if principal.is_admin else principal.kind})"
+    run.cancel_requested = timezone.now()
+    run.cancel_reason = reason
+    run.cancel_description = description or f"cancelled by {who}"
+    run.save(update_fields=["cancel_requested", "cancel_reason", "cancel_description"])
+    events.publish(EventKind.STARTED_RUN_CANCELLATION, run_details(run), **run_scope(run))
+    note(run, "cancel_requested", run.cancel_description)
+    queue.advance_run_on_commit(run.pk)
+    return True
+
+
+@transaction.atomic
+def cancel_task_execution(principal: Principal, task_execution: TaskExecution, wait_for: int | None) -> bool:
+    """Ask for one task execution to be stopped: SIGTERM, then SIGKILL after ``wait_for`` seconds (0: at once).
+
+    Returns False when it had already finished.
+    """
+    te = TaskExecution.objects.select_for_update().select_related("run", "pipeline").get(pk=task_execution.pk)
+    if te.state == TaskExecutionState.COMPLETE:
+        return False
+    who = f"{principal.name} ({'admin' if principal.is_admin else principal.kind})"
+    te.cancel_requested = te.cancel_requested or timezone.now()
+    te.cancel_wait_for = wait_for
+    te.cancel_description = f"cancelled by {who}"
+    te.save(update_fields=["cancel_requested", "cancel_wait_for", "cancel_description"])
+    events.publish(
+        EventKind.STARTED_TASK_EXECUTION_CANCELLATION,
+        {**run_details(te.run), "task_execution_id": te.task_slug, "timeout": wait_for or 0},
+        **run_scope(te.run),
+    )
+    note(te.run, "task_cancel_requested", te.cancel_description, task_slug=te.task_slug)
+    queue.task_execution_on_commit(te.pk)
+    return True

@@ -1,0 +1,31 @@
+"""Test settings: the real settings, pointed at a throw-away $GOFER_HOME and the chosen database.
+
+``GOFER_TEST_DB=postgres`` (set by ``make test`` under ``CI=true``) runs the suite on the real PostgreSQL at
+127.0.0.1:5432; otherwise SQLite. The SQLite test database is a file, not memory, so that the worker and server
+processes some tests start can open it too.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+_home = Path(os.environ.get("GOFER_TEST_HOME") or tempfile.mkdtemp(prefix="gofer-test-"))
+os.environ["GOFER_HOME"] = str(_home)
+os.environ.setdefault("GOFER_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
+
+from gofer_site.settings import *  # noqa: E402,F403
+from gofer_site.settings import DATABASES, GOFER_HOME  # noqa: E402
+
+if os.environ.get("GOFER_TEST_DB", "sqlite") == "postgres":
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "gofer",
+        "USER": "postgres",
+        "HOST": os.environ.get("GOFER_TEST_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("GOFER_TEST_PG_PORT", "5432"),
+        "TEST": {"NAME": f"test_gofer_{os.getpid()}"},
+    }
+else:
+    DATABASES["default"]["TEST"] = {"NAME": str(GOFER_HOME / "test.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
