@@ -261,6 +261,45 @@ GOFER_GLOBAL_RUN_TIMEOUT = envint("GOFER_GLOBAL_RUN_TIMEOUT", 24 * 3600, minimum
 GOFER_ALLOW_ANONYMOUS = envbool("GOFER_ALLOW_ANONYMOUS", True)
 GOFER_SANDBOX = envbool("GOFER_SANDBOX", False)
 
+# --- Schedulers (container engines) ------------------------------------------------------------------------------
+GOFER_SCHEDULER = env("GOFER_SCHEDULER", "docker")
+# Docker: the engine comes from DOCKER_HOST (docker.from_env); "" keeps Docker's default network.
+GOFER_DOCKER_NETWORK_MODE = env("GOFER_DOCKER_NETWORK_MODE", "")
+GOFER_DOCKER_TIMEOUT = envint("GOFER_DOCKER_TIMEOUT", 300, minimum=5)
+GOFER_CONTAINER_PRUNE_AFTER = envint("GOFER_CONTAINER_PRUNE_AFTER", 24 * 3600, minimum=0)
+# Nomad: python-nomad reads the address and token from these.
+GOFER_NOMAD_ADDR = env("GOFER_NOMAD_ADDR", "http://127.0.0.1:4646")
+GOFER_NOMAD_TOKEN = env("GOFER_NOMAD_TOKEN")
+GOFER_NOMAD_NAMESPACE = env("GOFER_NOMAD_NAMESPACE", "default")
+GOFER_NOMAD_DATACENTERS = envlist("GOFER_NOMAD_DATACENTERS", "dc1")
+GOFER_NOMAD_REGION = env("GOFER_NOMAD_REGION")
+
+# --- Secret store ---------------------------------------------------------------------------------------------------
+# "database": values encrypted at rest in Gofer's own database (GOFER_ENCRYPTION_KEY). "vault": HashiCorp Vault (or
+# OpenBao) KV v2 under GOFER_VAULT_PREFIX; the database then keeps only key names and metadata.
+GOFER_SECRET_BACKEND = env("GOFER_SECRET_BACKEND", "database")
+GOFER_VAULT_ADDR = env("GOFER_VAULT_ADDR", "http://127.0.0.1:8200")
+GOFER_VAULT_TOKEN = env("GOFER_VAULT_TOKEN")
+GOFER_VAULT_ROLE_ID = env("GOFER_VAULT_ROLE_ID")
+GOFER_VAULT_SECRET_ID = env("GOFER_VAULT_SECRET_ID")
+GOFER_VAULT_MOUNT = env("GOFER_VAULT_MOUNT", "secret")
+GOFER_VAULT_PREFIX = env("GOFER_VAULT_PREFIX", "gofer")
+GOFER_VAULT_NAMESPACE = env("GOFER_VAULT_NAMESPACE")
+GOFER_VAULT_VERIFY = envbool("GOFER_VAULT_VERIFY", True)
+GOFER_SECRET_MAX_BYTES = envint("GOFER_SECRET_MAX_BYTES", 64 * 1024, minimum=1)
+# Values shorter than this are not masked in logs: masking "1" or "yes" would blank unrelated text.
+GOFER_SECRET_MASK_MIN_LENGTH = envint("GOFER_SECRET_MASK_MIN_LENGTH", 4, minimum=1)
+
+# --- Object store ---------------------------------------------------------------------------------------------------
+GOFER_OBJECT_BACKEND = env("GOFER_OBJECT_BACKEND", "filesystem")
+GOFER_OBJECT_DIR = Path(env("GOFER_OBJECT_DIR", str(GOFER_HOME / "objects")))
+GOFER_OBJECT_MAX_BYTES = envint("GOFER_OBJECT_MAX_BYTES", 50 * 1024**3, minimum=1)
+GOFER_PIPELINE_OBJECT_LIMIT = envint("GOFER_PIPELINE_OBJECT_LIMIT", 50, minimum=1)
+GOFER_RUN_OBJECT_EXPIRY = envint("GOFER_RUN_OBJECT_EXPIRY", 2, minimum=1)
+
+# --- Logs -----------------------------------------------------------------------------------------------------------
+GOFER_LOG_DIR = Path(env("GOFER_LOG_DIR", str(GOFER_HOME / "logs")))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -9,6 +9,8 @@ api_patterns = [
     path("", include("events.api.urls")),
     path("", include("pipelines.api.urls")),
     path("", include("runs.api.urls")),
+    path("", include("secretstore.api.urls")),
+    path("", include("objectstore.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,3 @@
+"""objectstore API routes (Gofer v0 paths)."""
+
+urlpatterns: list = []

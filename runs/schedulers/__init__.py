@@ -1,0 +1,31 @@
+"""Container engines ("schedulers" in Gofer's words), chosen by ``GOFER_SCHEDULER``.
+
+Implementations are imported lazily so a machine without, say, the Nomad client configured never loads it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from runs.schedulers.base import Scheduler
+
+SCHEDULERS = {
+    "docker": "runs.schedulers.docker.DockerScheduler",
+    "nomad": "runs.schedulers.nomad.NomadScheduler",
+    "local": "runs.schedulers.local.LocalScheduler",
+}
+
+
+@functools.cache
+def get_scheduler(name: str | None = None) -> Scheduler:
+    """The configured scheduler (one instance per process; implementations are thread-safe)."""
+    name = name or settings.GOFER_SCHEDULER
+    if name not in SCHEDULERS:
+        raise ImproperlyConfigured(f"GOFER_SCHEDULER must be one of {', '.join(SCHEDULERS)}, not {name!r}")
+    if name == "local" and settings.GOFER_SANDBOX:
+        raise ImproperlyConfigured("the local scheduler runs commands on the host and is refused in sandbox mode")
+    return import_string(SCHEDULERS[name])()

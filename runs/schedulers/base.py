@@ -1,0 +1,176 @@
+"""The scheduler interface: how Gofer asks a container engine to run, watch, stop and clean up one task execution.
+
+Every method is safe to call again after a crash: the orchestrator is "state in the database, idempotent steps in
+workers", and any step may be re-driven by another worker after the first one died mid-call.
+
+- ``start`` is idempotent by ``spec.name``: if a container of that name already exists (a worker died after asking
+  for it), it is adopted, never started twice.
+- ``logs`` resumes from an opaque ``cursor`` that the caller stores with every line it keeps, so a new worker
+  continues exactly after the last stored line: no line lost, none duplicated.
+- ``status`` reports the engine's own start and finish times, so times stay true even when nobody was watching.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+# Labels every container carries, so that an engine's containers can be traced back to (and adopted by) Gofer.
+LABEL_MANAGED = "dev.gofer.managed"
+LABEL_NAMESPACE = "dev.gofer.namespace"
+LABEL_PIPELINE = "dev.gofer.pipeline"
+LABEL_RUN = "dev.gofer.run"
+LABEL_TASK = "dev.gofer.task"
+LABEL_TASK_EXECUTION = "dev.gofer.task_execution"
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What to run. ``name`` is unique per task execution and deterministic, which is what makes ``start``
+    idempotent."""
+
+    name: str
+    image: str
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    entrypoint: list[str] | None = None
+    command: list[str] | None = None
+    registry_auth: RegistryAuth | None = None
+    always_pull: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    cpu: Decimal | None = None  # CPU cores
+    memory_mib: int | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    handle: str  # the engine's id for the container (Docker container id, Nomad job id, ...)
+    image_digest: str = ""  # what actually ran: "repo@sha256:..." or an image id; "" if the engine cannot tell
+    adopted: bool = False  # True when an existing container of that name was found instead of starting one
+
+
+class State(enum.StrEnum):
+    PENDING = "pending"  # accepted, not running yet (pulling, placing)
+    RUNNING = "running"
+    EXITED = "exited"
+    MISSING = "missing"  # the engine has no such container (removed, or never created)
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Status:
+    state: State
+    exit_code: int | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    message: str = ""  # the engine's explanation (OOM killed, image not found, placement failed, ...)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    time: dt.datetime
+    stream: str  # "stdout" | "stderr"
+    text: str  # without the trailing newline
+    cursor: dict[str, Any]  # JSON-able; pass it back to logs() to continue right after this line
+
+
+class SchedulerError(Exception):
+    """An engine failure. ``reason`` is one of the codes below; ``permanent`` means retrying will not help."""
+
+    reason = "scheduler_error"
+    permanent = False
+
+    def __init__(self, message: str, *, permanent: bool | None = None) -> None:
+        super().__init__(message)
+        if permanent is not None:
+            self.permanent = permanent
+
+
+class NoSuchImage(SchedulerError):
+    reason = "no_such_image"
+    permanent = True
+
+
+class NoSuchContainer(SchedulerError):
+    reason = "no_such_container"
+    permanent = True
+
+
+class EngineUnavailable(SchedulerError):
+    """The engine cannot be reached right now (connection refused, timeout): worth retrying."""
+
+    reason = "connection"
+    permanent = False
+
+
+class ExecSession(ABC):
+    """An interactive command inside a running container (``task attach``)."""
+
+    @abstractmethod
+    def send(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def recv(self, timeout: float) -> bytes | None:
+        """Output bytes, ``b""`` when nothing arrived within ``timeout``, ``None`` once the command ended."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Scheduler(ABC):
+    """One container engine. Implementations: docker, nomad, local (runs/schedulers/__init__.py)."""
+
+    name: str = ""
+
+    @abstractmethod
+    def start(self, spec: ContainerSpec) -> Started:
+        """Run ``spec``, or adopt the existing container named ``spec.name``. Pulls the image when needed (always
+        when ``spec.always_pull``). Raises NoSuchImage, EngineUnavailable or SchedulerError."""
+
+    @abstractmethod
+    def find(self, name: str) -> str | None:
+        """The handle of the container named ``name``, if the engine has one."""
+
+    @abstractmethod
+    def status(self, handle: str) -> Status:
+        """The container's state with the engine's own start/finish times and exit code."""
+
+    @abstractmethod
+    def logs(self, handle: str, cursor: dict[str, Any] | None, *, follow_for: float = 0.0) -> Iterator[LogLine]:
+        """Lines after ``cursor`` (all lines when None), in order. With ``follow_for`` > 0, keeps waiting for new
+        lines up to that many seconds while the container runs; returns early once it has exited and every line was
+        read."""
+
+    @abstractmethod
+    def stop(self, handle: str) -> None:
+        """Ask the container to stop gracefully (SIGTERM). Returns at once; does nothing if it already exited."""
+
+    @abstractmethod
+    def kill(self, handle: str) -> None:
+        """Stop the container now (SIGKILL). Does nothing if it already exited."""
+
+    @abstractmethod
+    def remove(self, handle: str) -> None:
+        """Delete a finished container and what the engine keeps of it. Missing containers are not an error."""
+
+    def exec(self, handle: str, command: list[str]) -> ExecSession:
+        """Start ``command`` interactively inside the running container."""
+        raise SchedulerError(f"the {self.name} scheduler cannot attach to containers", permanent=True)
+
+    def prune(self, older_than: dt.timedelta, is_done: Callable[[str], bool]) -> int:
+        """Remove Gofer's containers that exited more than ``older_than`` ago and whose task execution (the value of
+        their LABEL_TASK_EXECUTION label) ``is_done`` says is finished with; returns how many. Optional."""
+        return 0
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most engines hold nothing to release
+        """Release connections."""

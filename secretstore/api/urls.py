@@ -1,0 +1,3 @@
+"""secretstore API routes (Gofer v0 paths)."""
+
+urlpatterns: list = []
