@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
 import string
 import uuid
@@ -30,6 +31,19 @@ TOKEN_LENGTH = 40
 # A token's expiry, when given, is at most ten years out: beyond that "0 = never" is the honest request.
 MAX_TOKEN_LIFETIME = 10 * 365 * 24 * 3600
 MAX_METADATA_ENTRIES = 50
+# The field that authentication errors name: the request header that carried the token.
+AUTH_HEADER = "Authorization"
+
+
+def ensure_system_roles() -> None:
+    """Create the system roles and the system preferences row if missing (the data migration does it first)."""
+    from access.permissions import SYSTEM_ROLE_PERMISSIONS
+
+    for role_id, (description, permissions) in SYSTEM_ROLE_PERMISSIONS.items():
+        Role.objects.update_or_create(
+            id=str(role_id), defaults={"description": description, "permissions": permissions, "system_role": True}
+        )
+    SystemPreferences.load()
 
 
 def hash_secret(secret: str) -> str:
@@ -44,16 +58,63 @@ def authenticate(secret: str) -> Token:
     """The enabled, unexpired token whose secret this is; raises Unauthenticated saying which check failed."""
     token = Token.objects.filter(hash=hash_secret(secret)).first()
     if token is None:
-        raise Unauthenticated("token not recognised")
+        raise Unauthenticated("token not recognised", field=AUTH_HEADER)
     if token.disabled:
-        raise Unauthenticated("token is disabled")
+        raise Unauthenticated("token is disabled", field=AUTH_HEADER)
     if token.is_expired:
-        raise Unauthenticated("token expired")
+        raise Unauthenticated("token expired", field=AUTH_HEADER)
     return token
 
 
+RUN_TOKEN_LIFETIME = 21 * 24 * 3600
+
+
+def run_token_permissions(namespace_id: str, pipeline_slug: str) -> list[dict[str, list[str]]]:
+    """What a run token may do: work with its own pipeline (runs, objects, task executions), nothing else."""
+    own = [f"namespaces:^{re.escape(namespace_id)}$", f"pipelines:^{re.escape(pipeline_slug)}$"]
+    return [
+        {"resources": [*own, "runs", "objects", "task_executions", "configs"], "actions": ["read", "write"]},
+        {"resources": [*own, "objects"], "actions": ["delete"]},
+        {"resources": [*own, "deployments", "events"], "actions": ["read"]},
+    ]
+
+
 def principal_for_token(token: Token) -> Principal:
+    if token.kind == TokenKind.RUN:
+        meta = token.metadata or {}
+        role = compile_role(
+            f"run-token:{meta.get('namespace_id')}/{meta.get('pipeline_id')}",
+            run_token_permissions(meta.get("namespace_id", ""), meta.get("pipeline_id", "")),
+        )
+        return Principal(kind="run", name=token.user, roles=(role,), token_id=str(token.id))
     return principal_for_roles("token", token.user, token.roles.all(), token_id=str(token.id))
+
+
+def mint_run_token(run: Any) -> tuple[str, Token]:
+    """A token for one run's tasks (``inject_api_token``), scoped to the run's pipeline.
+
+    Returns ``(secret, token)``; the caller stores the secret encrypted on the run. It is revoked when the run's
+    objects expire (revoke_run_token).
+    """
+    metadata = {"namespace_id": run.namespace_id, "pipeline_id": run.pipeline.slug, "run_id": str(run.number)}
+    return create_token(
+        f"run:{run.namespace_id}/{run.pipeline.slug}/{run.number}",
+        [],
+        RUN_TOKEN_LIFETIME,
+        metadata,
+        kind=TokenKind.RUN,
+        roles=[],
+    )
+
+
+@transaction.atomic
+def revoke_run_token(run: Any) -> None:
+    """Delete a run's token and forget its secret. Nothing happens if it has none."""
+    if run.token_id is not None:
+        Token.objects.filter(pk=run.token_id).delete()
+    if run.token_id is not None or run.token_secret:
+        type(run).objects.filter(pk=run.pk).update(token=None, token_secret=None)
+        run.token_id, run.token_secret = None, None
 
 
 def principal_for_user(user: Any) -> Principal:

@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -6,3 +8,10 @@ class Apiv0Config(AppConfig):
 
     name = "apiv0"
     verbose_name = "API v0 protocol"
+
+    def ready(self) -> None:
+        from apiv0.middleware import RequestIdLogFilter
+
+        request_logger = logging.getLogger("django.request")
+        if not any(isinstance(f, RequestIdLogFilter) for f in request_logger.filters):
+            request_logger.addFilter(RequestIdLogFilter())

@@ -83,6 +83,13 @@ class Conflict(GoferError):
     code = "conflict"
 
 
+class Gone(GoferError):
+    """The thing existed but its content is no longer kept (expired or removed logs, expired run objects)."""
+
+    status = 410
+    code = "gone"
+
+
 class Unavailable(GoferError):
     status = 503
     code = "unavailable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -26,7 +27,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-Id", "")
-        request.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         version = request.headers.get("gofer-api-version")
         if request.path.startswith("/api/") and version is not None and version not in SUPPORTED_API_VERSIONS:
             response: HttpResponse = json_error(
@@ -40,3 +41,18 @@ class RequestIdMiddleware:
             response = self.get_response(request)
         response["X-Request-Id"] = request.request_id
         return response
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Puts the request id on Django's request log lines, so the id in an error body finds its traceback.
+
+    ``Internal Server Error: /api/namespaces [request 3f6c...]``; the id is also ``record.request_id`` for
+    structured formatters. Installed on the ``django.request`` logger by apiv0's AppConfig.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = getattr(getattr(record, "request", None), "request_id", "")
+        if request_id and not hasattr(record, "request_id"):
+            record.request_id = request_id
+            record.msg = f"{record.msg} [request {request_id}]"
+        return True

@@ -8,9 +8,13 @@ from django.db.models import QuerySet
 from rest_framework.request import Request
 
 from apiv0.errors import ValidationFailed
+from apiv0.fields import strict_int
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# Far beyond any real list, and inside every database's integer range: a larger OFFSET is a 500 on SQLite and
+# PostgreSQL rather than an empty page.
+MAX_OFFSET = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ def parse_int(raw: str | None, field: str, default: int, minimum: int, maximum: 
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = strict_int(raw)
     except ValueError:
         raise ValidationFailed(f"{field}: must be an integer, not {raw!r:.40}", field=field) from None
     if value < minimum:
@@ -55,6 +59,6 @@ def page_from(request: Request) -> Page:
     params = request.query_params
     return Page(
         limit=parse_int(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-        offset=parse_int(params.get("offset"), "offset", 0, 0),
+        offset=parse_int(params.get("offset"), "offset", 0, 0, MAX_OFFSET),
         reverse=parse_bool(params.get("reverse"), "reverse"),
     )

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from rest_framework import status as http
+from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +28,8 @@ from apiv0.errors import Unauthenticated, ValidationFailed
 from pipelines.models import Namespace, Pipeline
 
 HANDLER_METHODS = ("get", "post", "put", "patch", "delete")
+# PostgreSQL cannot store NUL in text or jsonb: refused here as a 400 rather than failing there as a 500.
+NUL = "\x00"
 GUARDED_ATTRIBUTES = ("initial", "check_permissions", "check_object_permissions", "get_authenticators", "_resolve")
 
 
@@ -90,6 +93,9 @@ class GoferAPIView(APIView):
         if current is None:
             self.http_method_not_allowed(request)
         self.principal = self._principal(request, current)
+        for name, value in kwargs.items():
+            if NUL in str(value):
+                raise ValidationFailed(f"{name}: must not contain NUL characters", field=name)
         self._resolve(current, kwargs)
 
     def _principal(self, request: Request, current: Rule) -> Principal:
@@ -98,7 +104,7 @@ class GoferAPIView(APIView):
             return principal
         if current.public or (current.anonymous and settings.GOFER_ALLOW_ANONYMOUS):
             return anonymous_principal()
-        raise Unauthenticated("missing token: send the header 'Authorization: Bearer <token>'")
+        raise Unauthenticated("missing token: send the header 'Authorization: Bearer <token>'", field="Authorization")
 
     def _resolve(self, current: Rule, kwargs: dict[str, Any]) -> None:
         if current.public:
@@ -126,11 +132,18 @@ class GoferAPIView(APIView):
 
     def body(self) -> dict[str, Any]:
         """The JSON body as an object (an empty body is ``{}``); anything else is a 400 naming ``body``."""
-        data = self.request.data
+        try:
+            data = self.request.data
+        except RecursionError:
+            # json refuses very deep nesting with RecursionError, which DRF's parser does not turn into a 400.
+            raise ParseError("JSON is nested too deeply") from None
         if data is None or data == {}:
             return {}
         if not isinstance(data, dict):
             raise ValidationFailed("body: must be a JSON object", field="body")
+        where = _path_of_nul(data)
+        if where is not None:
+            raise ValidationFailed(f"{where}: must not contain NUL characters", field=where)
         return data
 
     def known_fields(self, data: dict[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
@@ -139,6 +152,24 @@ class GoferAPIView(APIView):
         if unknown:
             raise ValidationFailed(f"{unknown[0]}: unknown field", field=unknown[0])
         return data
+
+
+def _path_of_nul(data: dict[str, Any]) -> str | None:
+    """The path (``config.tasks[0].image``) of the first string or key holding a NUL character, or None."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if NUL in key:
+                    return path or "body"
+                stack.append((f"{path}.{key}" if path else key, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+    return None
 
 
 def ok(payload: dict[str, Any]) -> Response:

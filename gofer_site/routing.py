@@ -1,3 +1,6 @@
 """Websocket routes, collected from the apps that serve streams."""
 
-websocket_urlpatterns: list = []
+from events.routing import websocket_urlpatterns as events_routes
+from runs.routing import websocket_urlpatterns as runs_routes
+
+websocket_urlpatterns = [*events_routes, *runs_routes]

@@ -187,7 +187,8 @@ REDIS_URL = env("GOFER_REDIS_URL")
 GOFER_MAX_TASK_TIMEOUT = 8 * 3600
 GOFER_WORKERS = envint("GOFER_WORKERS", 8, minimum=1, maximum=512)
 Q_CLUSTER = {
-    "name": "gofer",
+    # The queue's name; two installations sharing one Redis need different names.
+    "name": env("GOFER_QUEUE_NAME", "gofer"),
     "workers": GOFER_WORKERS,
     "recycle": 500,
     "timeout": GOFER_MAX_TASK_TIMEOUT + 600,
@@ -261,10 +262,20 @@ GOFER_GLOBAL_RUN_TIMEOUT = envint("GOFER_GLOBAL_RUN_TIMEOUT", 24 * 3600, minimum
 GOFER_ALLOW_ANONYMOUS = envbool("GOFER_ALLOW_ANONYMOUS", True)
 GOFER_SANDBOX = envbool("GOFER_SANDBOX", False)
 
+# --- The orchestrator (runs/engine.py) -------------------------------------------------------------------------------
+# A worker holds a task execution's lease while it drives it and renews it every couple of seconds; when a worker
+# dies, the reconciler re-drives the task execution once the lease has lapsed.
+GOFER_LEASE_SECONDS = envint("GOFER_LEASE_SECONDS", 30, minimum=2)
+# How long one worker step watches one container before handing it back to the queue (so a few workers can watch
+# many containers).
+GOFER_DRIVE_SLICE_SECONDS = envint("GOFER_DRIVE_SLICE_SECONDS", 10, minimum=1)
+GOFER_ALLOW_ATTACH = envbool("GOFER_ALLOW_ATTACH", True)
+
 # --- Schedulers (container engines) ------------------------------------------------------------------------------
 GOFER_SCHEDULER = env("GOFER_SCHEDULER", "docker")
 # Docker: the engine comes from DOCKER_HOST (docker.from_env); "" keeps Docker's default network.
 GOFER_DOCKER_NETWORK_MODE = env("GOFER_DOCKER_NETWORK_MODE", "")
+GOFER_DOCKER_INIT = envbool("GOFER_DOCKER_INIT", True)
 GOFER_DOCKER_TIMEOUT = envint("GOFER_DOCKER_TIMEOUT", 300, minimum=5)
 GOFER_CONTAINER_PRUNE_AFTER = envint("GOFER_CONTAINER_PRUNE_AFTER", 24 * 3600, minimum=0)
 # Nomad: python-nomad reads the address and token from these.
@@ -273,6 +284,10 @@ GOFER_NOMAD_TOKEN = env("GOFER_NOMAD_TOKEN")
 GOFER_NOMAD_NAMESPACE = env("GOFER_NOMAD_NAMESPACE", "default")
 GOFER_NOMAD_DATACENTERS = envlist("GOFER_NOMAD_DATACENTERS", "dc1")
 GOFER_NOMAD_REGION = env("GOFER_NOMAD_REGION")
+GOFER_NOMAD_MHZ_PER_CORE = envint("GOFER_NOMAD_MHZ_PER_CORE", 1000, minimum=1)
+GOFER_NOMAD_DEFAULT_MEMORY_MIB = envint("GOFER_NOMAD_DEFAULT_MEMORY_MIB", 1024, minimum=10)
+GOFER_NOMAD_TIMEOUT = envint("GOFER_NOMAD_TIMEOUT", 30, minimum=1)
+GOFER_NOMAD_CACERT = env("GOFER_NOMAD_CACERT")  # CA bundle for Nomad's TLS certificate; "" = the system CAs
 
 # --- Secret store ---------------------------------------------------------------------------------------------------
 # "database": values encrypted at rest in Gofer's own database (GOFER_ENCRYPTION_KEY). "vault": HashiCorp Vault (or
@@ -286,6 +301,7 @@ GOFER_VAULT_MOUNT = env("GOFER_VAULT_MOUNT", "secret")
 GOFER_VAULT_PREFIX = env("GOFER_VAULT_PREFIX", "gofer")
 GOFER_VAULT_NAMESPACE = env("GOFER_VAULT_NAMESPACE")
 GOFER_VAULT_VERIFY = envbool("GOFER_VAULT_VERIFY", True)
+GOFER_VAULT_TIMEOUT = envint("GOFER_VAULT_TIMEOUT", 10, minimum=1)
 GOFER_SECRET_MAX_BYTES = envint("GOFER_SECRET_MAX_BYTES", 64 * 1024, minimum=1)
 # Values shorter than this are not masked in logs: masking "1" or "yes" would blank unrelated text.
 GOFER_SECRET_MASK_MIN_LENGTH = envint("GOFER_SECRET_MASK_MIN_LENGTH", 4, minimum=1)

@@ -10,6 +10,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apiv0.errors import Conflict, NotFound, ValidationFailed
+from apiv0.fields import strict_int
 from events import services as events
 from events.choices import EventKind
 from pipelines.choices import ConfigState, DeploymentState, DeploymentStatus, PipelineState
@@ -215,7 +216,7 @@ def register_config(namespace: Namespace, pipeline_slug: str, raw_config: object
 def parse_version(raw: object, *, allow_latest: bool = True) -> int:
     """A config version from the path: a non-negative integer, where 0 means the latest."""
     try:
-        version = int(str(raw))
+        version = strict_int(raw)
     except ValueError:
         raise ValidationFailed("version: must be a non-negative integer", field="version") from None
     if version < 0 or (version == 0 and not allow_latest):
@@ -317,7 +318,7 @@ def delete_config(pipeline: Pipeline, version: int) -> None:
 
 def get_deployment(pipeline: Pipeline, raw_number: object) -> Deployment:
     try:
-        number = int(str(raw_number))
+        number = strict_int(raw_number)
         if number < 1:
             raise ValueError
     except ValueError:

@@ -19,6 +19,7 @@ from apiv0.errors import FieldError, ValidationFailed
 from pipelines.choices import ParallelismMode, RequiredParentStatus
 from pipelines.models import DEFAULT_TASK_TIMEOUT, MAX_TASK_TIMEOUT, MIN_TASK_TIMEOUT
 
+# Always used with fullmatch: with match, "$" also matches before a trailing newline ("team-a\n").
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9-]+$")
 IDENTIFIER_WITH_UNDERSCORE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 # Task ids appear in URLs too. Gofer's own examples use underscores (simple_task), so they are allowed here.
@@ -61,7 +62,7 @@ def check_identifier(value: Any, field_name: str, *, max_length: int = 32, allow
         raise ValidationFailed(f"{field_name}: must be a string", field=field_name)
     if not 3 <= len(value) <= max_length:
         raise ValidationFailed(f"{field_name}: must be 3 to {max_length} characters long", field=field_name)
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise ValidationFailed(f"{field_name}: may only contain {allowed}", field=field_name)
     return value
 
@@ -161,7 +162,7 @@ def parse_variables(value: Any, path: str, errors: _Collector | None = None) -> 
     seen: dict[str, str] = {}
     for key, val in items:
         where = f"{path}.{key!s:.64}"
-        if not isinstance(key, str) or not VARIABLE_NAME_RE.match(key):
+        if not isinstance(key, str) or not VARIABLE_NAME_RE.fullmatch(key):
             collector.add(where, "variable names are letters, digits and '_', not starting with a digit")
             continue
         if not isinstance(val, str):
@@ -188,11 +189,11 @@ def _task(raw: Any, path: str, errors: _Collector) -> TaskSpec | None:
     for unknown in sorted(set(raw) - TASK_FIELDS):
         errors.add(f"{path}.{unknown:.40}", "unknown field")
     task_id = raw.get("id")
-    if not isinstance(task_id, str) or not TASK_ID_RE.match(task_id):
+    if not isinstance(task_id, str) or not TASK_ID_RE.fullmatch(task_id):
         errors.add(f"{path}.id", "required: 1 to 64 letters, digits, '-' or '_', starting with a letter or digit")
         task_id = None
     image = raw.get("image")
-    if not isinstance(image, str) or not IMAGE_RE.match(image):
+    if not isinstance(image, str) or not IMAGE_RE.fullmatch(image):
         errors.add(f"{path}.image", "required: a container image reference without spaces (at most 512 characters)")
         image = ""
     registry_auth = raw.get("registry_auth")
@@ -305,7 +306,8 @@ def parse_config(raw: Any, pipeline_slug: str, path: str = "config") -> ConfigSp
     try:
         check_identifier(config_id, f"{path}.id")
     except ValidationFailed as exc:
-        errors.errors.extend(exc.errors)
+        # check_identifier's message starts with the field; the collector adds it again when it summarises.
+        errors.add(f"{path}.id", exc.message.removeprefix(f"{path}.id: "))
     else:
         if config_id != pipeline_slug:
             errors.add(f"{path}.id", f"{config_id!r} does not match the pipeline id in the path ({pipeline_slug!r})")

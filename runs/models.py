@@ -14,6 +14,7 @@ from runs.choices import (
     TaskExecutionStatus,
     TaskExecutionStatusReason,
 )
+from secretstore.fields import EncryptedTextField
 
 
 class Run(models.Model):
@@ -40,6 +41,9 @@ class Run(models.Model):
     token = models.ForeignKey(
         "access.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
     )
+    # The run token's plaintext, for GOFER_TOKEN in tasks started later (or by another worker); encrypted at rest,
+    # erased when the token is revoked with the run's objects.
+    token_secret = EncryptedTextField(null=True, blank=True, editable=False)
     store_objects_expired = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now, editable=False, help_text="When the run was queued.")
     started = models.DateTimeField(null=True, blank=True)
@@ -94,6 +98,13 @@ class TaskExecution(models.Model):
     cancel_requested = models.DateTimeField(null=True, blank=True)
     cancel_wait_for = models.PositiveIntegerField(null=True, blank=True)
     cancel_description = models.TextField(blank=True, default="")
+    # Set when the orchestrator decided to stop the container (cancel or timeout): SIGTERM was sent at
+    # ``stop_signalled`` and SIGKILL follows at ``stop_deadline`` if it is still running.
+    stop_reason = models.CharField(max_length=32, choices=TaskExecutionStatusReason.choices, blank=True, default="")
+    stop_signalled = models.DateTimeField(null=True, blank=True, editable=False)
+    stop_deadline = models.DateTimeField(null=True, blank=True, editable=False)
+    # Transient engine failures (engine unreachable) before the container started; bounded retries.
+    start_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["run_id", "id"]

@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 # Dotted paths of the worker entry points. They are a contract with messages already in the queue: never rename.
 ADVANCE_RUN = "runs.tasks.advance_run"
 DRIVE_TASK_EXECUTION = "runs.tasks.drive_task_execution"
+RECONCILE = "runs.tasks.reconcile"
 
 
 def _enqueue(func: str, *args: object) -> None:
@@ -41,3 +42,7 @@ def task_execution_now(task_execution_pk: int) -> None:
 
 def task_execution_on_commit(task_execution_pk: int) -> None:
     transaction.on_commit(lambda: _enqueue(DRIVE_TASK_EXECUTION, task_execution_pk))
+
+
+def reconcile_now() -> None:
+    _enqueue(RECONCILE)

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from access.models import SystemPreferences
 from access.permissions import Principal
-from apiv0.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from apiv0.errors import Conflict, Gone, NotFound, Unavailable, ValidationFailed
+from apiv0.fields import strict_int
 from events import services as events
 from events.choices import EventKind
 from pipelines.choices import ConfigState, PipelineState
@@ -39,7 +40,7 @@ def note(run: Run, kind: str, message: str, task_slug: str = "") -> TimelineEntr
 
 def parse_run_number(raw: object) -> int:
     try:
-        number = int(str(raw))
+        number = strict_int(raw)
         if number < 1:
             raise ValueError
     except ValueError:
@@ -157,3 +158,57 @@ def cancel_task_execution(principal: Principal, task_execution: TaskExecution, w
     note(te.run, "task_cancel_requested", te.cancel_description, task_slug=te.task_slug)
     queue.task_execution_on_commit(te.pk)
     return True
+
+
+def check_logs_readable(te: TaskExecution, *, finished_without_file: bool = False) -> None:
+    """Raise Gone when this task execution's logs cannot be read: removed, expired, off, or never written."""
+    if te.logs_removed or te.logs_expired:
+        why = "expired (log retention)" if te.logs_expired else "removed"
+        raise Gone(f"the logs of task {te.task_slug} were {why}", field="task_id")
+    if not te.task.get("logging", True):
+        raise Gone(f"logging is off for task {te.task_slug}: nothing was stored", field="task_id")
+    if finished_without_file:
+        raise Gone(f"task {te.task_slug} never started a container ({te.status}): it has no logs", field="task_id")
+
+
+@transaction.atomic
+def delete_logs(te: TaskExecution) -> bool:
+    """Delete a task execution's log file (for example after a secret leaked into it). False if already gone.
+
+    A task that is still running cannot have its logs deleted (409): the worker is appending to them.
+    """
+    from runs import logs
+
+    te = TaskExecution.objects.select_for_update().select_related("run", "pipeline").get(pk=te.pk)
+    if te.state != TaskExecutionState.COMPLETE:
+        raise Conflict(f"task {te.task_slug} is still {te.state}; cancel it or wait for it to finish", field="task_id")
+    if te.logs_removed:
+        return False
+    path = logs.path_for(te)
+    te.logs_removed = True
+    te.save(update_fields=["logs_removed"])
+    note(te.run, "logs_deleted", "task logs deleted on request", task_slug=te.task_slug)
+    transaction.on_commit(lambda: path.unlink(missing_ok=True))
+    return True
+
+
+def attach(te: TaskExecution, command: str) -> Any:
+    """An interactive session running ``command`` inside the task's running container."""
+    import shlex
+
+    from runs.schedulers import get_scheduler
+    from runs.schedulers.base import SchedulerError
+
+    te.refresh_from_db()
+    if te.state != TaskExecutionState.RUNNING or not te.container_id:
+        raise Conflict(f"task {te.task_slug} is not running ({te.state})", field="task_id")
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ValidationFailed(f"command: {exc}", field="command") from None
+    if not argv:
+        raise ValidationFailed("command: must not be empty", field="command")
+    try:
+        return get_scheduler(te.scheduler or None).exec(te.container_id, argv)
+    except SchedulerError as exc:
+        raise Conflict(f"cannot attach to task {te.task_slug}: {exc}") from None

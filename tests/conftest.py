@@ -23,6 +23,9 @@ from pipelines import services as pipelines
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Session fixtures for locally built container images (busybox_image, docker_client).
+pytest_plugins = ["tests.support.images"]
+
 FULL = ["read", "write", "delete"]
 TENANT_RESOURCES = [
     "configs",
@@ -71,6 +74,16 @@ class ApiCaller:
 
     def delete(self, path: str, headers: dict[str, str] | None = None) -> Any:
         return self.client.delete(path, **self._headers(headers))
+
+
+@pytest.fixture(autouse=True)
+def _system_rows(request):
+    """Tests on a truncated database (transactional_db, live_server) get back what the data migrations create."""
+    if not {"transactional_db", "live_server"} & set(request.fixturenames):
+        return
+    request.getfixturevalue("transactional_db")
+    access.ensure_system_roles()
+    pipelines.ensure_default_namespace()
 
 
 def make_caller(user: str, roles: list[str]) -> ApiCaller:

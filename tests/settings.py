@@ -28,4 +28,8 @@ if os.environ.get("GOFER_TEST_DB", "sqlite") == "postgres":
 else:
     DATABASES["default"]["TEST"] = {"NAME": str(GOFER_HOME / "test.sqlite3")}
 
+# A server or worker process started by a test (tests/support/processes.py) opens the test database directly.
+if os.environ.get("GOFER_TEST_SUBPROCESS_DB"):
+    DATABASES["default"]["NAME"] = os.environ["GOFER_TEST_SUBPROCESS_DB"]
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from access import scope
 from access.choices import Action, Resource
 from apiv0.errors import NotFound
+from apiv0.fields import strict_int
 from apiv0.pagination import page_from, parse_int
 from apiv0.views import GoferAPIView, no_content, ok, rule
 from events import services
@@ -21,7 +22,7 @@ EventShape = inline_serializer(
 
 def _event_id(raw: str) -> int:
     try:
-        return int(raw)
+        return strict_int(raw)
     except ValueError:
         raise NotFound.of("event", raw, field="event_id") from None
 

@@ -11,4 +11,5 @@ urlpatterns = [
     path(f"{RUN}/timeline", views.RunTimelineView.as_view(), name="run-timeline"),
     path(f"{RUN}/tasks", views.TaskExecutionListView.as_view(), name="task-executions"),
     path(f"{RUN}/tasks/<str:task_id>", views.TaskExecutionDetailView.as_view(), name="task-execution"),
+    path(f"{RUN}/tasks/<str:task_id>/logs", views.TaskLogsView.as_view(), name="task-logs"),
 ]

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from access.choices import Action, Resource
-from apiv0.pagination import page_from, parse_int
+from apiv0.errors import ValidationFailed
+from apiv0.pagination import page_from, parse_bool, parse_int
 from apiv0.serializers import UnchangedSerializer
 from apiv0.views import GoferAPIView, created, no_content, ok, rule, unchanged
-from runs import services
+from runs import logs, services
 from runs.api import serializers as s
+from runs.consumers import log_message
 from runs.models import Run, TaskExecution
 
 RUNS = Resource.RUNS
@@ -106,4 +112,58 @@ class TaskExecutionDetailView(GoferAPIView):
         wait_for = None if raw_wait in (None, "") else parse_int(raw_wait, "wait_for", 0, 0, MAX_WAIT_FOR)
         if not services.cancel_task_execution(self.principal, task_execution, wait_for):
             return unchanged(f"nothing changed: task {task_id} has already finished ({task_execution.status})")
+        return no_content()
+
+
+FOLLOW_POLL_SECONDS = 0.2
+
+
+def _log_lines(te: TaskExecution, offset: int, fmt: str, follow: bool) -> Iterator[bytes]:
+    follower = logs.LogFollower(logs.path_for(te), start_line=offset)
+    while True:
+        for record in follower.poll():
+            frame = log_message(record, fmt)
+            if frame is not None:
+                yield (frame + "\n").encode("utf-8")
+        if follower.finished or not follow:
+            return
+        te.refresh_from_db(fields=["state"])
+        if te.state == "complete" and not follower.path.exists():
+            return
+        time.sleep(FOLLOW_POLL_SECONDS)
+
+
+class TaskLogsView(GoferAPIView):
+    """Plain-HTTP access to a task's logs. The same path as a websocket streams them live (runs/consumers.py)."""
+
+    rules = {"GET": rule(Action.READ, RUNS, TASKS), "DELETE": rule(Action.DELETE, RUNS, TASKS)}
+
+    @extend_schema(
+        operation_id="get_logs",
+        parameters=[
+            OpenApiParameter("offset", int, description="First line number to return (from 0)."),
+            OpenApiParameter("format", str, enum=["raw", "json"], description="raw text lines or JSON lines."),
+            OpenApiParameter("follow", bool, description="Keep the response open until the task's logs end."),
+        ],
+        responses={(200, "text/plain"): str},
+        tags=["Tasks"],
+    )
+    def get(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str, task_id: str):  # noqa: ANN201
+        run = services.get_run(self.pipeline, run_id)
+        te = services.get_task_execution(run, task_id)
+        offset = parse_int(request.query_params.get("offset"), "offset", 0, 0)
+        fmt = request.query_params.get("format") or "raw"
+        if fmt not in {"raw", "json"}:
+            raise ValidationFailed("format: must be raw or json", field="format")
+        follow = parse_bool(request.query_params.get("follow"), "follow")
+        services.check_logs_readable(te)
+        content_type = "application/x-ndjson" if fmt == "json" else "text/plain; charset=utf-8"
+        return StreamingHttpResponse(_log_lines(te, offset, fmt, follow), content_type=content_type)
+
+    @extend_schema(operation_id="delete_logs", responses={204: None, 200: UnchangedSerializer}, tags=["Tasks"])
+    def delete(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str, task_id: str) -> Response:
+        run = services.get_run(self.pipeline, run_id)
+        te = services.get_task_execution(run, task_id)
+        if not services.delete_logs(te):
+            return unchanged(f"nothing changed: the logs of task {task_id} were already removed")
         return no_content()

@@ -8,8 +8,10 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from access.permissions import SYSTEM_PRINCIPAL
+from objectstore import services as objects
 from runs import services as runs
 from runs.models import TaskExecution
+from secretstore import services as secrets
 from tests.conftest import deployed_pipeline
 
 PATH_VALUES = {
@@ -20,6 +22,7 @@ PATH_VALUES = {
     "deployment_id": "1",
     "task_id": "compile",
     "key": "some-key",
+    "extension_id": "some-extension",
     "event_id": "1",
     "role_id": "admin",
     "id": "00000000-0000-0000-0000-000000000000",
@@ -75,6 +78,10 @@ def victim(namespaces):
     run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
     # Test data only: in a live system the orchestrator creates task executions when it admits the run.
     TaskExecution.objects.create(namespace=run.namespace, pipeline=pipeline, run=run, task_slug="compile")
+    # Something at every keyed path, so that the owner's 200 proves the path is right.
+    secrets.put_pipeline_secret(pipeline, PATH_VALUES["key"], "value-1")
+    objects.put_pipeline_object(pipeline, PATH_VALUES["key"], [b"x"])
+    objects.put_run_object(run, PATH_VALUES["key"], [b"x"])
     return pipeline
 
 

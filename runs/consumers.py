@@ -1,0 +1,154 @@
+"""Websockets of task executions: live logs and attach.
+
+Logs: the consumer replays the task's stored log file from ``offset`` (a line number) and then follows the same
+file as the worker appends to it, until the end marker. Replay and live are one read position in one file, so there
+is no gap and no duplicate between them, and it works whichever process or machine the worker runs on (as long as
+it writes to the same GOFER_LOG_DIR). ``format=raw`` (the default, what Gofer's CLI expects) sends each line's text;
+``format=json`` sends ``{"line", "time", "stream", "text"}`` objects and a final ``{"eof": true, "exit_code"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from access import scope
+from access.choices import Action, Resource
+from apiv0.errors import Forbidden, GoferError, ValidationFailed
+from apiv0.websockets import GoferWebsocketConsumer, principal_from_scope, query_params
+from runs import logs, services
+from runs.choices import TaskExecutionState
+from runs.models import TaskExecution
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.1
+
+
+def _task_execution(scope_: dict[str, Any], action: str) -> TaskExecution:
+    """Authenticate and resolve the task execution of a websocket route (sync)."""
+    kwargs = scope_["url_route"]["kwargs"]
+    principal = principal_from_scope(scope_)
+    pipeline = scope.get_pipeline(
+        principal, kwargs["namespace_id"], kwargs["pipeline_id"], action, (Resource.RUNS, Resource.TASK_EXECUTIONS)
+    )
+    run = services.get_run(pipeline, kwargs["run_id"])
+    return services.get_task_execution(run, kwargs["task_id"])
+
+
+def log_message(record: dict[str, Any], fmt: str) -> str | None:
+    """One websocket frame for one stored log record (None: nothing to send for it)."""
+    if fmt == "json":
+        if record.get("eof"):
+            return json.dumps({"eof": True, "exit_code": record.get("exit_code"), "note": record.get("note", "")})
+        return json.dumps({"line": record["n"], "time": record["t"], "stream": record["s"], "text": record["m"]})
+    if record.get("eof"):
+        return None
+    return record["m"]
+
+
+class TaskLogsConsumer(GoferWebsocketConsumer):
+    """``GET (websocket) .../runs/{run_id}/tasks/{task_id}/logs?offset=N&format=raw|json``."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        try:
+            params = query_params(self.scope)
+            self.fmt = params.get("format", "raw")
+            if self.fmt not in {"raw", "json"}:
+                raise ValidationFailed("format: must be raw or json", field="format")
+            self.offset = self.int_param("offset", 0)
+            self.te = await database_sync_to_async(_task_execution)(self.scope, Action.READ)
+            await database_sync_to_async(services.check_logs_readable)(self.te)
+        except GoferError as error:
+            await self.fail(error)
+            return
+        self.streamer = asyncio.create_task(self._stream())
+
+    async def _stream(self) -> None:
+        follower = logs.LogFollower(logs.path_for(self.te), start_line=self.offset)
+        try:
+            while True:
+                for record in await sync_to_async(follower.poll, thread_sensitive=False)():
+                    frame = log_message(record, self.fmt)
+                    if frame is not None:
+                        await self.send(text_data=frame)
+                if follower.finished:
+                    await self.close(code=1000)
+                    return
+                if not await sync_to_async(follower.path.exists, thread_sensitive=False)():
+                    # No file yet: the task has not started, or it ended without logs (removed, or never started).
+                    te = await database_sync_to_async(TaskExecution.objects.get)(pk=self.te.pk)
+                    if te.state == TaskExecutionState.COMPLETE:
+                        try:
+                            await database_sync_to_async(services.check_logs_readable)(te, finished_without_file=True)
+                        except GoferError as error:
+                            await self.fail(error)
+                            return
+                await asyncio.sleep(POLL_SECONDS)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("log stream of task execution %s failed", self.te.pk)
+            await self.close(code=1011)
+
+    async def disconnect(self, code: int) -> None:
+        streamer = getattr(self, "streamer", None)
+        if streamer is not None:
+            streamer.cancel()
+
+
+class TaskAttachConsumer(GoferWebsocketConsumer):
+    """``GET (websocket) .../tasks/{task_id}/attach?command=/bin/sh``: an interactive command in the container.
+
+    Needs write permission on the task execution; operators can turn it off with GOFER_ALLOW_ATTACH=false.
+    """
+
+    async def connect(self) -> None:
+        await self.accept()
+        try:
+            if not settings.GOFER_ALLOW_ATTACH:
+                raise Forbidden("attach is turned off on this server (GOFER_ALLOW_ATTACH)")
+            command = query_params(self.scope).get("command", "/bin/sh")
+            self.te = await database_sync_to_async(_task_execution)(self.scope, Action.WRITE)
+            self.session = await database_sync_to_async(services.attach)(self.te, command)
+        except GoferError as error:
+            await self.fail(error)
+            return
+        self.pump = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                data = await sync_to_async(self.session.recv, thread_sensitive=False)(0.2)
+                if data is None:
+                    await self.close(code=1000)
+                    return
+                if data:
+                    await self.send(bytes_data=data)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("attach to task execution %s failed", self.te.pk)
+            await self.close(code=1011)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        session = getattr(self, "session", None)
+        if session is None:
+            return
+        payload = bytes_data if bytes_data is not None else (text_data or "").encode("utf-8")
+        await sync_to_async(session.send, thread_sensitive=False)(payload)
+
+    async def disconnect(self, code: int) -> None:
+        pump = getattr(self, "pump", None)
+        if pump is not None:
+            pump.cancel()
+        session = getattr(self, "session", None)
+        if session is not None:
+            await sync_to_async(session.close, thread_sensitive=False)()

@@ -1,0 +1,94 @@
+"""Resolving a task execution's variables into the container's environment, just before it starts.
+
+References (``pipeline_secret{{key}}``, ``global_secret{{key}}``, ``pipeline_object{{key}}``, ``run_object{{key}}``)
+are resolved here and nowhere else, in the worker, after the task's parents finished, so an upstream task can hand a
+run object to a downstream one. The key inside the braces is the one looked up. A missing or forbidden reference
+raises InterpolationError naming the variable and the key; the orchestrator then fails the task with
+``failed_precondition``. The plaintext values of secrets (and of the run token) are returned separately so the
+log pump can mask them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from apiv0.errors import GoferError
+from objectstore import services as objects
+from runs.choices import VariableSource
+from runs.variables import RUN_TOKEN_PLACEHOLDER
+from secretstore import services as secrets
+from secretstore.references import parse_reference
+from secretstore.services import SecretResolutionError, SecretStoreUnavailable
+
+MAX_OBJECT_VARIABLE_BYTES = 1024 * 1024
+
+
+class InterpolationError(Exception):
+    """A variable could not be resolved; the message names the variable and the key, never a secret value.
+
+    ``transient`` is true when the store could not be read right now (Vault unreachable): worth retrying.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass
+class Environment:
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    secret_values: list[str] = field(default_factory=list, repr=False)
+
+
+def resolve(variables: list[dict[str, Any]], *, run: Any, run_token: str | None) -> Environment:
+    """The container environment for ``variables`` (a task execution's stored list) within ``run``."""
+    result = Environment()
+    for variable in variables:
+        key, value = variable["key"], variable.get("value", "")
+        if variable.get("source") == VariableSource.SYSTEM and value == RUN_TOKEN_PLACEHOLDER:
+            if not run_token:
+                raise InterpolationError(f"variable {key}: the run's API token is no longer available (expired)")
+            result.env[key] = run_token
+            result.secret_values.append(run_token)
+            continue
+        reference = parse_reference(value) if isinstance(value, str) else None
+        if reference is None:
+            result.env[key] = value
+            continue
+        resolved, is_secret = _resolve_reference(reference.kind, reference.key, key, run)
+        result.env[key] = resolved
+        if is_secret:
+            result.secret_values.append(resolved)
+    return result
+
+
+def secret_values(variables: list[dict[str, Any]], *, run: Any, run_token: str | None) -> list[str]:
+    """Only the secret values (for masking when a worker takes over a running task); unresolvable ones are skipped."""
+    values = []
+    for variable in variables:
+        try:
+            values.extend(resolve([variable], run=run, run_token=run_token).secret_values)
+        except InterpolationError:
+            continue
+    return values
+
+
+def _resolve_reference(kind: str, ref_key: str, var_key: str, run: Any) -> tuple[str, bool]:
+    try:
+        if kind == "pipeline_secret":
+            return secrets.resolve_pipeline_secret(run.pipeline, ref_key), True
+        if kind == "global_secret":
+            return secrets.resolve_global_secret(run.namespace_id, ref_key), True
+        if kind == "pipeline_object":
+            data = objects.read_pipeline_object(run.pipeline, ref_key, MAX_OBJECT_VARIABLE_BYTES)
+            return data.decode("utf-8", errors="replace"), False
+        if kind == "run_object":
+            data = objects.read_run_object(run, ref_key, MAX_OBJECT_VARIABLE_BYTES)
+            return data.decode("utf-8", errors="replace"), False
+    except (SecretResolutionError, GoferError) as exc:
+        # Object errors are GoferErrors; both kinds of message name the key and never carry a value.
+        message = getattr(exc, "message", None) or str(exc)
+        transient = isinstance(exc, SecretStoreUnavailable)
+        raise InterpolationError(f"variable {var_key}: {message}", transient=transient) from None
+    raise InterpolationError(f"variable {var_key}: unknown reference kind {kind!r}")

@@ -1,0 +1,20 @@
+"""django-q2 entry points. Thin and stable: their dotted paths are stored in queued messages and schedules.
+
+Never rename these functions without a data migration of django_q's Schedule rows and a drain of the queue.
+"""
+
+from __future__ import annotations
+
+from runs import engine
+
+
+def advance_run(run_pk: int) -> None:
+    engine.advance_run(run_pk)
+
+
+def drive_task_execution(task_execution_pk: int) -> None:
+    engine.drive_task_execution(task_execution_pk)
+
+
+def reconcile() -> dict[str, int]:
+    return engine.reconcile()

@@ -1,0 +1,44 @@
+"""Fixtures for orchestrator tests: the real Docker engine, driven through the inline queue."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from runs.schedulers import get_scheduler
+from tests.conftest import need
+from tests.support import engine as engine_support
+from tests.support.images import docker_available
+
+
+@pytest.fixture
+def engine(transactional_db, settings, monkeypatch, request):
+    """Orchestrator on the real Docker engine, with short slices and leases so tests run in seconds."""
+    need(docker_available(), "the Docker engine is not running (see docs/development.md)")
+    busybox = request.getfixturevalue("busybox_image")
+    settings.GOFER_SCHEDULER = "docker"
+    settings.GOFER_DOCKER_NETWORK_MODE = "none"
+    settings.GOFER_DRIVE_SLICE_SECONDS = 2
+    settings.GOFER_LEASE_SECONDS = 4
+    settings.GOFER_CONTAINER_PRUNE_AFTER = 0
+    # A busybox shell as PID 1 ignores SIGTERM unless it traps it; keep the SIGKILL grace short in tests.
+    settings.GOFER_TASK_STOP_TIMEOUT = 3
+    get_scheduler.cache_clear()
+    inline = engine_support.install(monkeypatch)
+    inline.image = busybox
+    yield inline
+    _remove_test_containers()
+    get_scheduler.cache_clear()
+
+
+def _remove_test_containers() -> None:
+    import docker
+
+    client = docker.from_env()
+    try:
+        for container in client.containers.list(all=True, filters={"label": "dev.gofer.namespace"}):
+            with contextlib.suppress(docker.errors.NotFound):  # already gone (removed by the test itself)
+                container.remove(force=True)
+    finally:
+        client.close()
