@@ -31,7 +31,8 @@ run: $(BIN)/.runtime
 	$(BIN)/python manage.py qcluster & \
 	$(BIN)/daphne -b "$$host" -p "$$port" --proxy-headers gofer_site.asgi:application
 
-## make test: lint, migrations check and the whole suite (SQLite locally; PostgreSQL too under CI=true).
+## make test: lint, migrations check and the whole suite. Locally: SQLite and the database as the queue. Under CI=true:
+## the whole suite on PostgreSQL with Redis as broker and Channels layer, then the service-free part on SQLite.
 test: lint migrations-check
 ifeq ($(CI),true)
 	@$(MAKE) --no-print-directory test-postgres
@@ -44,7 +45,7 @@ test-sqlite: $(BIN)/.dev
 	GOFER_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgres: $(BIN)/.dev
-	GOFER_TEST_DB=postgres $(BIN)/pytest $(PYTEST_ARGS)
+	GOFER_TEST_DB=postgres GOFER_TEST_REDIS=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.dev
 	$(BIN)/ruff check .

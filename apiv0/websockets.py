@@ -4,6 +4,11 @@ Websocket routes (task logs, events, attach) authenticate exactly like HTTP rout
 <token>`` on the handshake, resolved by access.services into a principal, scoped by access.scope. An error is sent
 as one JSON text frame in the usual error shape, then the socket is closed with code ``4000 + HTTP status``
 (4401, 4403, 4404...), so a client can tell "not found" from a network failure.
+
+Before a consumer runs, ``GoferWebsocketConsumer`` applies the checks every HTTP route gets from the middleware and
+``GoferAPIView``, in the same order: an unsupported ``gofer-api-version`` is a 400 ``unsupported_api_version``; then
+a NUL character in a path or query parameter is a 400 naming it, unless the caller is not authenticated (401 first,
+so a NUL never hides a missing token).
 """
 
 from __future__ import annotations
@@ -11,16 +16,28 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator
 from django.conf import settings
 
 from access import services as access
 from access.permissions import Principal
-from apiv0.errors import GoferError, Unauthenticated
+from apiv0.errors import FieldError, GoferError, Unauthenticated, ValidationFailed
 from apiv0.middleware import SUPPORTED_API_VERSIONS
 from apiv0.pagination import parse_bool, parse_int
+from apiv0.views import NUL
+
+VERSION_HEADER = "gofer-api-version"
+
+
+class UnsupportedApiVersion(GoferError):
+    """The handshake asked for an API version this server does not speak (HTTP answers the same, in middleware)."""
+
+    status = 400
+    code = "unsupported_api_version"
 
 
 class BearerOriginValidator(OriginValidator):
@@ -48,11 +65,34 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
+def check_api_version(scope: dict[str, Any]) -> None:
+    """Raise UnsupportedApiVersion (400) when the handshake names a version other than v0; none at all is fine."""
+    version = _header(scope, VERSION_HEADER.encode())
+    if version is not None and version not in SUPPORTED_API_VERSIONS:
+        raise UnsupportedApiVersion(
+            f"{VERSION_HEADER}: {version!r:.40} is not supported; this server speaks v0",
+            errors=[FieldError(VERSION_HEADER, "must be v0")],
+        )
+
+
+def check_no_nul(scope: dict[str, Any]) -> None:
+    """Raise ValidationFailed naming the first path or query parameter that holds a NUL character.
+
+    PostgreSQL cannot store or compare NUL; HTTP routes refuse it the same way (apiv0/views.py).
+    """
+    for name, value in (scope.get("url_route") or {}).get("kwargs", {}).items():
+        if NUL in str(value):
+            raise ValidationFailed(f"{name}: must not contain NUL characters", field=name)
+    for name, value in query_pairs(scope):
+        if NUL in name:
+            raise ValidationFailed("query: a parameter name must not contain NUL characters", field="query")
+        if NUL in value:
+            raise ValidationFailed(f"{name}: must not contain NUL characters", field=name)
+
+
 def principal_from_scope(scope: dict[str, Any], *, anonymous_allowed: bool = False) -> Principal:
     """Authenticate a handshake (sync; call through database_sync_to_async). Raises GoferError."""
-    version = _header(scope, b"gofer-api-version")
-    if version is not None and version not in SUPPORTED_API_VERSIONS:
-        raise Unauthenticated(f"gofer-api-version: {version!r:.40} is not supported; this server speaks v0")
+    check_api_version(scope)
     header = _header(scope, b"authorization")
     if not header:
         if anonymous_allowed and settings.GOFER_ALLOW_ANONYMOUS:
@@ -64,19 +104,36 @@ def principal_from_scope(scope: dict[str, Any], *, anonymous_allowed: bool = Fal
     return access.principal_for_token(access.authenticate(secret.strip()))
 
 
-def query_params(scope: dict[str, Any]) -> dict[str, str]:
-    from urllib.parse import parse_qsl
+def query_pairs(scope: dict[str, Any], *, keep_blank_values: bool = True) -> list[tuple[str, str]]:
+    return parse_qsl(scope.get("query_string", b"").decode("latin1"), keep_blank_values=keep_blank_values)
 
-    return dict(parse_qsl(scope.get("query_string", b"").decode("latin1")))
+
+def query_params(scope: dict[str, Any]) -> dict[str, str]:
+    """The query parameters; an empty one (``?format=``) counts as absent, as in the HTTP views."""
+    return dict(query_pairs(scope, keep_blank_values=False))
 
 
 class GoferWebsocketConsumer(AsyncWebsocketConsumer):
     """Base consumer: a request id per connection and errors in the Gofer shape."""
 
     request_id: str
+    # Whether the route serves anonymous callers (GOFER_ALLOW_ANONYMOUS); decides 401 versus 400 for a NUL below.
+    anonymous_allowed: bool = False
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self.request_id = uuid.uuid4().hex
+        try:
+            check_api_version(self.scope)
+            try:
+                check_no_nul(self.scope)
+            except ValidationFailed:
+                # As over HTTP, a missing or bad token is reported before the malformed parameter.
+                await database_sync_to_async(principal_from_scope)(self.scope, anonymous_allowed=self.anonymous_allowed)
+                raise
+        except GoferError as error:
+            await self.accept()
+            await self.fail(error)
+            return
         await super().websocket_connect(message)
 
     async def fail(self, error: GoferError) -> None:

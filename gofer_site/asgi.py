@@ -11,6 +11,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - Djang
 
 from apiv0.websockets import origin_validator  # noqa: E402
 from gofer_site.routing import websocket_urlpatterns  # noqa: E402
+from objectstore import daphne_streaming  # noqa: E402
+
+# Large uploads and downloads must not pass through daphne's unbounded buffers (objectstore/daphne_streaming.py).
+daphne_streaming.install()
 
 application = ProtocolTypeRouter(
     {

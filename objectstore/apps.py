@@ -8,11 +8,8 @@ class ObjectstoreConfig(AppConfig):
     verbose_name = "Object store"
 
     def ready(self) -> None:
-        from objectstore import daphne_streaming, services
+        from objectstore import services
         from pipelines.signals import namespace_deleting, pipeline_deleting
 
         namespace_deleting.connect(services.on_namespace_deleting, dispatch_uid="objectstore.namespace_deleting")
         pipeline_deleting.connect(services.on_pipeline_deleting, dispatch_uid="objectstore.pipeline_deleting")
-        # Object uploads and downloads must not pass through daphne's unbounded buffers (see that module). Done here
-        # because this is the first code of ours that runs in the daphne process, before it serves a request.
-        daphne_streaming.install()

@@ -150,7 +150,7 @@ def advance_run(run_pk: int) -> None:
     """Move a run forward as far as the database allows right now. Safe to call any number of times."""
     to_drive: list[int] = []
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("pipeline").filter(pk=run_pk).first()
+        run = Run.objects.select_for_update(of=("self",)).select_related("pipeline").filter(pk=run_pk).first()
         if run is None or run.state == RunState.COMPLETE:
             return
         if run.state == RunState.PENDING and run.cancel_requested is not None:
@@ -297,7 +297,7 @@ def admit_pending_runs() -> list[int]:
         SystemPreferences.load()
         SystemPreferences.objects.select_for_update().get(pk=1)
         pending = list(
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .filter(state=RunState.PENDING)
             .select_related("pipeline", "config")
             .order_by("created", "id")[:1000]

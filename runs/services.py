@@ -119,7 +119,7 @@ def cancel_run(principal: Principal, run: Run, description: str = "") -> bool:
     A pending run is cancelled at once; a running one is marked and the orchestrator stops its tasks (waiting tasks
     become cancelled, running containers get a graceful stop, then a kill).
     """
-    run = Run.objects.select_for_update().select_related("pipeline").get(pk=run.pk)
+    run = Run.objects.select_for_update(of=("self",)).select_related("pipeline").get(pk=run.pk)
     if run.state == RunState.COMPLETE:
         return False
     if run.cancel_requested is not None:
@@ -142,7 +142,11 @@ def cancel_task_execution(principal: Principal, task_execution: TaskExecution, w
 
     Returns False when it had already finished.
     """
-    te = TaskExecution.objects.select_for_update().select_related("run", "pipeline").get(pk=task_execution.pk)
+    te = (
+        TaskExecution.objects.select_for_update(of=("self",))
+        .select_related("run", "pipeline")
+        .get(pk=task_execution.pk)
+    )
     if te.state == TaskExecutionState.COMPLETE:
         return False
     who = f"{principal.name} ({'admin' if principal.is_admin else principal.kind})"
@@ -179,7 +183,7 @@ def delete_logs(te: TaskExecution) -> bool:
     """
     from runs import logs
 
-    te = TaskExecution.objects.select_for_update().select_related("run", "pipeline").get(pk=te.pk)
+    te = TaskExecution.objects.select_for_update(of=("self",)).select_related("run", "pipeline").get(pk=te.pk)
     if te.state != TaskExecutionState.COMPLETE:
         raise Conflict(f"task {te.task_slug} is still {te.state}; cancel it or wait for it to finish", field="task_id")
     if te.logs_removed:

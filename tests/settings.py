@@ -12,6 +12,11 @@ from pathlib import Path
 _home = Path(os.environ.get("GOFER_TEST_HOME") or tempfile.mkdtemp(prefix="gofer-test-"))
 os.environ["GOFER_HOME"] = str(_home)
 os.environ.setdefault("GOFER_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
+# One queue per test session (children inherit it), so two suites sharing a Redis never take each other's work.
+os.environ.setdefault("GOFER_QUEUE_NAME", f"gofer-test-{os.getpid()}")
+# GOFER_TEST_REDIS=1 (make test under CI=true): the django-q2 broker and the Channels layer use the real Redis.
+if os.environ.get("GOFER_TEST_REDIS") == "1":
+    os.environ.setdefault("GOFER_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 from gofer_site.settings import *  # noqa: E402,F403
 from gofer_site.settings import DATABASES, GOFER_HOME  # noqa: E402
@@ -31,5 +36,10 @@ else:
 # A server or worker process started by a test (tests/support/processes.py) opens the test database directly.
 if os.environ.get("GOFER_TEST_SUBPROCESS_DB"):
     DATABASES["default"]["NAME"] = os.environ["GOFER_TEST_SUBPROCESS_DB"]
+
+if os.environ.get("GOFER_TEST_REDIS") == "1":
+    from gofer_site.settings import CHANNEL_LAYERS, Q_CLUSTER  # noqa: E402
+
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = Q_CLUSTER["name"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,207 @@
+"""Secrets, objects and run tokens reach real task containers; secrets never reach the logs.
+
+Values are compared inside the containers (through their SHA-256), never printed, except in the masking tests,
+whose point is a task that prints a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from django.db import connection
+
+from access.models import Token
+from access.permissions import SYSTEM_PRINCIPAL
+from objectstore import services as objects
+from runs import logs
+from runs import services as runs
+from runs.models import Run
+from secretstore import services as secrets
+from tests.conftest import deployed_pipeline
+from tests.runs.test_engine_dag import log_text, pipeline_with, run_to_completion, sh, tasks_of
+from tests.support.processes import Server
+
+pytestmark = [pytest.mark.docker]
+
+
+def sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def same_as(variable: str, expected: str) -> str:
+    """Shell that succeeds only when $variable holds ``expected``, without printing either."""
+    return f'test "$(printf %s "${variable}" | sha256sum | cut -d" " -f1)" = {sha(expected)}'
+
+
+def test_a_task_receives_its_pipeline_secret_a_global_secret_and_a_pipeline_object(engine):
+    pipeline = pipeline_with([sh("check", engine.image, "true")], pipeline_id="with-secrets")
+    secrets.put_pipeline_secret(pipeline, "db_pass", "s3cr3t-db-password")
+    secrets.put_global_secret("shared_key", "gl0bal-shared-value", ["^team-a$"])
+    objects.put_pipeline_object(pipeline, "settings", [b"object-content"])
+    script = " && ".join(
+        [same_as("DB", "s3cr3t-db-password"), same_as("SHARED", "gl0bal-shared-value"), same_as("CONF", "object-content")]
+    )
+    pipeline = pipeline_with(
+        [
+            sh(
+                "check",
+                engine.image,
+                script,
+                variables={
+                    "DB": "pipeline_secret{{db_pass}}",
+                    "SHARED": "global_secret{{ shared_key }}",
+                    "CONF": "pipeline_object{{settings}}",
+                },
+            )
+        ],
+        pipeline_id="with-secrets",
+    )
+    run = run_to_completion(engine, pipeline)
+    te = tasks_of(run)["check"]
+    assert te.status == "successful", te.status_description
+    # What is stored and returned is the reference, never the value.
+    stored = {v["key"]: v["value"] for v in te.variables}
+    assert stored["DB"] == "pipeline_secret{{db_pass}}"
+    assert "s3cr3t-db-password" not in str(te.variables)
+
+
+def test_a_global_secret_not_allowed_for_the_namespace_fails_the_task_before_it_starts(engine):
+    secrets.put_global_secret("prod_only", "production-value", ["^prod$"])
+    pipeline = pipeline_with(
+        [
+            sh("deploy", engine.image, "true", variables={"TOKEN": "global_secret{{prod_only}}"}),
+            sh("after", engine.image, "true", depends_on={"deploy": "Success"}),
+        ],
+        pipeline_id="not-prod",
+    )
+    run = run_to_completion(engine, pipeline)
+    te = tasks_of(run)["deploy"]
+    assert (te.status, te.status_reason) == ("failed", "failed_precondition")
+    assert "prod_only" in te.status_description and "TOKEN" in te.status_description
+    assert "production-value" not in te.status_description
+    assert te.container_id == ""
+    assert tasks_of(run)["after"].status == "skipped"
+    assert (run.status, run.status_reason) == ("failed", "failed_precondition")
+
+
+def test_a_missing_secret_or_object_fails_the_task_naming_the_key(engine):
+    pipeline = pipeline_with(
+        [
+            sh("a", engine.image, "true", variables={"X": "pipeline_secret{{nope}}"}),
+            sh("b", engine.image, "true", variables={"Y": "pipeline_object{{absent}}"}),
+        ],
+        pipeline_id="missing",
+    )
+    run = run_to_completion(engine, pipeline)
+    tes = tasks_of(run)
+    assert tes["a"].status_reason == "failed_precondition" and "nope" in tes["a"].status_description
+    assert tes["b"].status_reason == "failed_precondition" and "absent" in tes["b"].status_description
+
+
+def test_another_pipelines_secret_is_not_reachable(engine):
+    other = pipeline_with([sh("x", engine.image, "true")], pipeline_id="other")
+    secrets.put_pipeline_secret(other, "theirs", "belongs-to-other")
+    pipeline = pipeline_with(
+        [sh("steal", engine.image, "true", variables={"S": "pipeline_secret{{theirs}}"})], pipeline_id="thief"
+    )
+    te = tasks_of(run_to_completion(engine, pipeline))["steal"]
+    assert te.status_reason == "failed_precondition"
+
+
+def test_a_secret_printed_by_a_task_is_masked_in_the_stored_and_streamed_logs(engine, alice):
+    value = "first-secret-line\nsecond-secret-line"
+    pipeline = pipeline_with([sh("leak", engine.image, "true")], pipeline_id="leaky")
+    secrets.put_pipeline_secret(pipeline, "multi", value)
+    secrets.put_pipeline_secret(pipeline, "short", "ab")  # below the masking minimum: must not blank "ab" elsewhere
+    script = (
+        'echo "value: $MULTI"; printf %s "$MULTI" | base64; echo "token: $GOFER_TOKEN"; '
+        'echo "label ab stays"; echo "done"'
+    )
+    pipeline = pipeline_with(
+        [
+            sh(
+                "leak",
+                engine.image,
+                script,
+                variables={"MULTI": "pipeline_secret{{multi}}", "SHORT": "pipeline_secret{{short}}"},
+                inject_api_token=True,
+            )
+        ],
+        pipeline_id="leaky",
+    )
+    run = run_to_completion(engine, pipeline)
+    te = tasks_of(run)["leak"]
+    assert te.status == "successful"
+    raw = logs.path_for(te).read_text()
+    assert "first-secret-line" not in raw and "second-secret-line" not in raw
+    assert base64.b64encode(value.encode()).decode()[:20] not in raw
+    token = Run.objects.get(pk=run.pk).token_secret
+    assert token and token not in raw
+    lines = log_text(te)
+    assert lines[0] == "value: ********"
+    assert lines[1] == "********"
+    assert "label ab stays" in lines and lines[-1] == "done"
+    streamed = alice.get(f"/api/namespaces/team-a/pipelines/leaky/runs/{run.number}/tasks/leak/logs")
+    body = b"".join(streamed.streaming_content).decode()
+    assert "second-secret-line" not in body and "value: ********" in body
+
+
+def test_an_upstream_task_hands_a_run_object_to_a_downstream_task_through_the_api(engine, settings, alice):
+    """The upstream task calls Gofer's API with its injected run token (host network, loopback only)."""
+    server = Server()
+    try:
+        settings.GOFER_DOCKER_NETWORK_MODE = "host"
+        settings.GOFER_API_BASE_URL = server.url
+        deployed_pipeline("team-a", "elsewhere")  # another pipeline, which the run token must not reach
+        put = (
+            'wget -q -O /dev/null --header "Authorization: Bearer $GOFER_TOKEN" --post-data "handoff-value" '
+            '"$GOFER_API_BASE_URL/api/namespaces/$GOFER_NAMESPACE_ID/pipelines/$GOFER_PIPELINE_ID/runs/'
+            '$GOFER_RUN_ID/objects/artifact"'
+        )
+        elsewhere = (
+            'if wget -q -O /dev/null --header "Authorization: Bearer $GOFER_TOKEN" '
+            '"$GOFER_API_BASE_URL/api/namespaces/team-a/pipelines/elsewhere/runs"; then exit 1; fi'
+        )
+        pipeline = pipeline_with(
+            [
+                sh("produce", engine.image, f"{put} && {elsewhere}", inject_api_token=True),
+                sh(
+                    "consume",
+                    engine.image,
+                    same_as("ART", "handoff-value"),
+                    depends_on={"produce": "Success"},
+                    variables={"ART": "run_object{{artifact}}"},
+                ),
+            ],
+            pipeline_id="handoff",
+        )
+        run = run_to_completion(engine, pipeline)
+        tes = tasks_of(run)
+        assert tes["produce"].status == "successful", (tes["produce"].status_description, server.output()[-2000:])
+        assert tes["consume"].status == "successful", tes["consume"].status_description
+        assert objects.read_run_object(run, "artifact", 100) == b"handoff-value"
+        token = Token.objects.get(pk=run.token_id)
+        assert token.kind == "run" and token.metadata["pipeline_id"] == "handoff"
+    finally:
+        server.stop()
+
+
+def test_the_run_token_is_encrypted_at_rest_and_revoked_when_the_run_objects_expire(engine, settings):
+    settings.GOFER_RUN_OBJECT_EXPIRY = 1
+    pipeline = pipeline_with([sh("t", engine.image, "true", inject_api_token=True)], pipeline_id="tokens")
+    first = run_to_completion(engine, pipeline)
+    first_token = first.token_id
+    assert first_token is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT token_secret FROM runs_run WHERE id = %s", [first.pk])
+        (raw,) = cursor.fetchone()
+    assert raw.startswith("gofer:v1:") and first.token_secret not in raw
+    run_to_completion(engine, pipeline)
+    third = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})  # admission expires what is beyond the newest run
+    engine.drain(until=lambda: Run.objects.get(pk=third.pk).state == "complete")
+    first = Run.objects.get(pk=first.pk)
+    assert first.store_objects_expired is True
+    assert first.token_id is None and first.token_secret is None
+    assert not Token.objects.filter(pk=first_token).exists()
