@@ -200,6 +200,8 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "label": "Task queue",
     "poll": 0.2,
+    # django-q2 logs every task at INFO; Gofer's own timeline and events say what happened.
+    "log_level": env("GOFER_QUEUE_LOG_LEVEL", "WARNING").upper(),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

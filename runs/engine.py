@@ -65,16 +65,19 @@ from runs.schedulers.base import (
     LABEL_TASK_EXECUTION,
     ContainerSpec,
     EngineUnavailable,
+    NoSuchContainer,
     RegistryAuth,
     Scheduler,
     SchedulerError,
     State,
+    Status,
 )
 from runs.services import note, run_details, run_scope
 
 logger = logging.getLogger(__name__)
 
 MAX_START_ATTEMPTS = 10
+MAX_DRIVE_ERRORS = 5
 CANCEL_FIELDS = ("cancel_requested", "cancel_wait_for", "cancel_description")
 LOG_FOLLOW_SECONDS = 1.0
 
@@ -491,15 +494,43 @@ def drive_task_execution(te_pk: int) -> None:
     except EngineUnavailable as exc:
         logger.warning("engine unavailable while driving task execution %s: %s", te_pk, exc)
         time.sleep(1)
-    except Exception:
-        # A bug or an unexpected engine answer: keep the task where it is; the lease lapses and it is retried.
-        logger.exception("driving task execution %s failed; it will be retried", te_pk)
-        TaskExecution.objects.filter(pk=te_pk, lease_owner=owner).update(lease_owner="", lease_expires=timezone.now())
-        return
+    except Exception as exc:
+        done = _drive_failed(te_pk, owner, exc)
+        if not done:
+            return
     if done:
         queue.advance_run_now(TaskExecution.objects.filter(pk=te_pk).values_list("run_id", flat=True).first())
     else:
         _hand_back(te_pk, owner)
+
+
+def _drive_failed(te_pk: int, owner: str, exc: Exception) -> bool:
+    """An unexpected error (a bug, an engine answer we do not understand). The task execution is left where it is
+    and retried when the reconciler next passes; after MAX_DRIVE_ERRORS it fails, its container is killed, and the
+    error is recorded on it rather than only in a log. Returns True when it was failed."""
+    logger.exception("driving task execution %s failed", te_pk)
+    te = TaskExecution.objects.select_related("run", "pipeline").filter(pk=te_pk, lease_owner=owner).first()
+    if te is None:
+        return False
+    errors = te.drive_errors + 1
+    if errors < MAX_DRIVE_ERRORS:
+        TaskExecution.objects.filter(pk=te_pk, lease_owner=owner).update(
+            drive_errors=errors, lease_owner="", lease_expires=timezone.now()
+        )
+        note(te.run, "internal_error", f"error {errors}/{MAX_DRIVE_ERRORS}, will retry: {exc!r:.300}", te.task_slug)
+        return False
+    if te.container_id:
+        try:
+            get_scheduler(te.scheduler or None).kill(te.container_id)
+        except Exception:
+            logger.warning("could not kill container %s of failed task execution %s", te.container_id, te_pk)
+    return _complete_task(
+        te,
+        TaskExecutionStatus.FAILED,
+        TaskExecutionStatusReason.SCHEDULER_ERROR,
+        f"Gofer could not drive this task after {errors} errors; the last: {exc!r:.500}",
+        owner=owner,
+    )
 
 
 def _registry_auth(te: TaskExecution) -> RegistryAuth | None:
@@ -648,13 +679,15 @@ def _watch(te: TaskExecution, scheduler: Scheduler, owner: str) -> bool:
         if writer is not None:
             writer.__enter__()
         while True:
-            _renew(te.pk, owner)
-            te = _stop_if_needed(te, scheduler, owner)
-            if writer is not None:
-                _renew(te.pk, owner)
-                follow = max(0.0, min(LOG_FOLLOW_SECONDS, slice_ends - time.monotonic()))
-                writer.append(list(scheduler.logs(te.container_id, writer.cursor, follow_for=follow)), mask)
-            status = scheduler.status(te.container_id)
+            _renew(te.pk, owner)  # once per round: everything below acts only while this worker owns the task
+            try:
+                te = _stop_if_needed(te, scheduler, owner)
+                if writer is not None:
+                    follow = max(0.0, min(LOG_FOLLOW_SECONDS, slice_ends - time.monotonic()))
+                    writer.append(list(scheduler.logs(te.container_id, writer.cursor, follow_for=follow)), mask)
+                status = scheduler.status(te.container_id)
+            except NoSuchContainer:
+                status = Status(State.MISSING)
             if status.state == State.EXITED:
                 if writer is not None:
                     _renew(te.pk, owner)

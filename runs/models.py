@@ -105,6 +105,8 @@ class TaskExecution(models.Model):
     stop_deadline = models.DateTimeField(null=True, blank=True, editable=False)
     # Transient engine failures (engine unreachable) before the container started; bounded retries.
     start_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    # Unexpected errors while driving it (a bug, an engine answer we do not understand); bounded, then it fails.
+    drive_errors = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["run_id", "id"]

@@ -280,6 +280,9 @@ class _DockerExecSession(ExecSession):
     the 101 response headers is already in that buffer. A pump thread turns blocking reads into ``recv(timeout)``.
     """
 
+    # How many rounds of Ctrl-C, Ctrl-D ``close`` types before it lets a command that ignores them run on.
+    CLOSE_ATTEMPTS = 3
+
     def __init__(self, sock: Any) -> None:
         self._socket = getattr(sock, "_sock", sock)
         response = getattr(sock, "_response", None)
@@ -332,6 +335,16 @@ class _DockerExecSession(ExecSession):
         return b"".join(parts)
 
     def close(self) -> None:
+        # Docker never ends an exec whose client went away (moby/moby#9098): a shell left behind would wait at its
+        # prompt for as long as the task runs. Type what ends a terminal session instead: Ctrl-C for the foreground
+        # program, then Ctrl-D for a shell at an empty prompt (separately: the Ctrl-C flushes the TTY's input).
+        for _ in range(self.CLOSE_ATTEMPTS):
+            if not self._pump.is_alive():
+                break
+            for keys, wait in ((b"\x03", 0.2), (b"\x04", 0.5)):
+                with contextlib.suppress(OSError):
+                    self._socket.sendall(keys)
+                self._pump.join(timeout=wait)
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
@@ -451,10 +464,10 @@ class DockerScheduler(Scheduler):
         if present and not spec.always_pull:
             return
         repository, tag = parse_repository_tag(spec.image)
+        # Without credentials of its own a task pulls anonymously: an empty auth config, never None, because with
+        # None the docker SDK would send the worker user's own saved login (~/.docker/config.json) for that registry.
         auth = (
-            {"username": spec.registry_auth.user, "password": spec.registry_auth.password}
-            if spec.registry_auth
-            else None
+            {"username": spec.registry_auth.user, "password": spec.registry_auth.password} if spec.registry_auth else {}
         )
         errors: list[str] = []
         try:

@@ -55,9 +55,7 @@ TASK_NAME = "task"
 # reservation and a CPU-shares weight, not a cap, so a small value does not slow a task down on an idle node.
 DEFAULT_CPU_MHZ = 100
 # Memory, unlike CPU, is a hard limit in Nomad's docker driver: Nomad's own default (300 MB) OOM-kills ordinary
-# builds, hence a larger default when the task does not say.
-DEFAULT_MEMORY_MIB = 1024
-DEFAULT_TIMEOUT = 30
+# builds, hence GOFER_NOMAD_DEFAULT_MEMORY_MIB (1024) when the task does not say.
 
 # A line longer than this is returned in pieces of this size: a task printing megabytes without a newline must
 # not make every poll re-read and hold an ever-growing partial line.
@@ -91,11 +89,6 @@ class _HttpError(Exception):
         super().__init__(f"Nomad answered {status}: {text}")
         self.status = status
         self.text = text
-
-
-def _setting(name: str, default: Any) -> Any:
-    value = getattr(settings, name, None)
-    return default if value in (None, "") else value
 
 
 def cpu_mhz(cores: Decimal | None, mhz_per_core: int) -> int:
@@ -344,10 +337,10 @@ class NomadScheduler(Scheduler):
         self.namespace = namespace or settings.GOFER_NOMAD_NAMESPACE or "default"
         self.region = region if region is not None else (settings.GOFER_NOMAD_REGION or None)
         self.datacenters = list(datacenters if datacenters is not None else settings.GOFER_NOMAD_DATACENTERS)
-        self.mhz_per_core = int(_setting("GOFER_NOMAD_MHZ_PER_CORE", 1000))
-        self.default_memory_mib = int(_setting("GOFER_NOMAD_DEFAULT_MEMORY_MIB", DEFAULT_MEMORY_MIB))
-        self.timeout = float(timeout if timeout is not None else _setting("GOFER_NOMAD_TIMEOUT", DEFAULT_TIMEOUT))
-        self.cacert = str(_setting("GOFER_NOMAD_CACERT", ""))
+        self.mhz_per_core = settings.GOFER_NOMAD_MHZ_PER_CORE
+        self.default_memory_mib = settings.GOFER_NOMAD_DEFAULT_MEMORY_MIB
+        self.timeout = float(timeout if timeout is not None else settings.GOFER_NOMAD_TIMEOUT)
+        self.cacert = settings.GOFER_NOMAD_CACERT
         self.poll_interval = poll_interval
         self._session = requests.Session()
         # python-nomad turns verification off unless told: Gofer always verifies (the CA bundle, or the system's).

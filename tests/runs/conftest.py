@@ -28,17 +28,20 @@ def engine(transactional_db, settings, monkeypatch, request):
     inline = engine_support.install(monkeypatch)
     inline.image = busybox
     yield inline
-    _remove_test_containers()
+    _remove_containers_of_this_test()
     get_scheduler.cache_clear()
 
 
-def _remove_test_containers() -> None:
+def _remove_containers_of_this_test() -> None:
+    """Only this test's containers (other test sessions may share the engine)."""
     import docker
+
+    from runs.models import TaskExecution
 
     client = docker.from_env()
     try:
-        for container in client.containers.list(all=True, filters={"label": "dev.gofer.namespace"}):
-            with contextlib.suppress(docker.errors.NotFound):  # already gone (removed by the test itself)
-                container.remove(force=True)
+        for container_id in TaskExecution.objects.exclude(container_id="").values_list("container_id", flat=True):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.containers.get(container_id).remove(force=True)
     finally:
         client.close()

@@ -11,7 +11,7 @@ from django.utils import timezone
 from access.permissions import SYSTEM_PRINCIPAL, Principal
 from runs import services as runs
 from runs.models import Run, TaskExecution
-from tests.runs.test_engine_dag import log_text, pipeline_with, sh, tasks_of
+from tests.runs.test_engine_dag import log_text, pipeline_with, run_to_completion, sh, tasks_of
 
 pytestmark = [pytest.mark.docker]
 
@@ -199,3 +199,41 @@ def test_an_orphaned_task_is_adopted_and_its_real_times_are_recorded(engine):
     assert te.ended.isoformat()[:19] == inspect["FinishedAt"][:19]
     assert te.started.isoformat()[:19] == inspect["StartedAt"][:19]
     assert log_text(te) == ["hi"]
+
+
+def test_a_task_the_engine_cannot_drive_fails_after_bounded_retries_and_says_why(engine, monkeypatch):
+    """Fault injection: the engine answers something Gofer cannot handle (standing in for a bug)."""
+    from runs.schedulers.docker import DockerScheduler
+
+    pipeline = pipeline_with([sh("stuck", engine.image, "sleep 60")], pipeline_id="stuck")
+    run = runs.start_run(ADMIN, pipeline, {})
+    engine.drain(until=lambda: TaskExecution.objects.filter(run=run, state="running").exists())
+
+    def broken_status(self, handle):
+        raise RuntimeError("unexpected answer from the engine")
+
+    monkeypatch.setattr(DockerScheduler, "status", broken_status)
+    engine.drain(until=lambda: state_of(run) == "complete", timeout=90, reconcile_every=0.5)
+    te = TaskExecution.objects.get(run=run)
+    assert (te.status, te.status_reason) == ("failed", "scheduler_error")
+    assert "unexpected answer from the engine" in te.status_description
+    assert te.drive_errors == 4  # the fifth error failed it
+    assert docker.from_env().containers.get(te.container_id).status == "exited"  # killed, not left running
+    assert run.timeline.filter(kind="internal_error").count() == 4
+
+
+def test_finished_containers_are_pruned_after_the_configured_delay(engine, settings):
+    pipeline = pipeline_with([sh("quick", engine.image, "true")], pipeline_id="prune")
+    run = run_to_completion(engine, pipeline)
+    container_id = TaskExecution.objects.get(run=run).container_id
+    client = docker.from_env()
+    client.containers.get(container_id)  # kept at first: a finished task's container helps debugging
+    settings.GOFER_CONTAINER_PRUNE_AFTER = 1
+    import time
+
+    time.sleep(1.5)
+    from runs import engine as orchestrator
+
+    assert orchestrator.reconcile()["pruned_containers"] >= 1
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(container_id)
