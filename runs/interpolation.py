@@ -21,7 +21,9 @@ from secretstore import services as secrets
 from secretstore.references import parse_reference
 from secretstore.services import SecretResolutionError, SecretStoreUnavailable
 
-MAX_OBJECT_VARIABLE_BYTES = 1024 * 1024
+# Linux refuses to exec with one environment string over 128 KiB (MAX_ARG_STRLEN, "KEY=value" included): a larger
+# object is refused here with a message naming it, rather than as an obscure container start failure.
+MAX_OBJECT_VARIABLE_BYTES = 128 * 1024 - 256
 
 
 class InterpolationError(Exception):
@@ -56,7 +58,7 @@ def resolve(variables: list[dict[str, Any]], *, run: Any, run_token: str | None)
         if reference is None:
             result.env[key] = value
             continue
-        resolved, is_secret = _resolve_reference(reference.kind, reference.key, key, run)
+        resolved, is_secret = _resolve_reference(reference.kind, reference.key, key, run.pipeline, run)
         result.env[key] = resolved
         if is_secret:
             result.secret_values.append(resolved)
@@ -74,16 +76,36 @@ def secret_values(variables: list[dict[str, Any]], *, run: Any, run_token: str |
     return values
 
 
-def _resolve_reference(kind: str, ref_key: str, var_key: str, run: Any) -> tuple[str, bool]:
+def resolve_settings(values: dict[str, str], *, pipeline: Any) -> Environment:
+    """Resolve references in settings that belong to a pipeline but to no run (a subscription's settings).
+
+    ``run_object`` references need a run and are refused with a message naming the setting.
+    """
+    result = Environment()
+    for key, value in values.items():
+        reference = parse_reference(value) if isinstance(value, str) else None
+        if reference is None:
+            result.env[key] = value
+            continue
+        resolved, is_secret = _resolve_reference(reference.kind, reference.key, key, pipeline, None)
+        result.env[key] = resolved
+        if is_secret:
+            result.secret_values.append(resolved)
+    return result
+
+
+def _resolve_reference(kind: str, ref_key: str, var_key: str, pipeline: Any, run: Any | None) -> tuple[str, bool]:
     try:
         if kind == "pipeline_secret":
-            return secrets.resolve_pipeline_secret(run.pipeline, ref_key), True
+            return secrets.resolve_pipeline_secret(pipeline, ref_key), True
         if kind == "global_secret":
-            return secrets.resolve_global_secret(run.namespace_id, ref_key), True
+            return secrets.resolve_global_secret(pipeline.namespace_id, ref_key), True
         if kind == "pipeline_object":
-            data = objects.read_pipeline_object(run.pipeline, ref_key, MAX_OBJECT_VARIABLE_BYTES)
+            data = objects.read_pipeline_object(pipeline, ref_key, MAX_OBJECT_VARIABLE_BYTES)
             return data.decode("utf-8", errors="replace"), False
         if kind == "run_object":
+            if run is None:
+                raise InterpolationError(f"{var_key}: run_object{{{{{ref_key}}}}} needs a run; there is none here")
             data = objects.read_run_object(run, ref_key, MAX_OBJECT_VARIABLE_BYTES)
             return data.decode("utf-8", errors="replace"), False
     except (SecretResolutionError, GoferError) as exc:

@@ -41,7 +41,11 @@ def test_a_task_receives_its_pipeline_secret_a_global_secret_and_a_pipeline_obje
     secrets.put_global_secret("shared_key", "gl0bal-shared-value", ["^team-a$"])
     objects.put_pipeline_object(pipeline, "settings", [b"object-content"])
     script = " && ".join(
-        [same_as("DB", "s3cr3t-db-password"), same_as("SHARED", "gl0bal-shared-value"), same_as("CONF", "object-content")]
+        [
+            same_as("DB", "s3cr3t-db-password"),
+            same_as("SHARED", "gl0bal-shared-value"),
+            same_as("CONF", "object-content"),
+        ]
     )
     pipeline = pipeline_with(
         [
@@ -205,3 +209,38 @@ def test_the_run_token_is_encrypted_at_rest_and_revoked_when_the_run_objects_exp
     assert first.store_objects_expired is True
     assert first.token_id is None and first.token_secret is None
     assert not Token.objects.filter(pk=first_token).exists()
+
+
+def test_run_variables_can_reference_secrets_too(engine):
+    pipeline = pipeline_with([sh("check", engine.image, "true")], pipeline_id="run-vars")
+    secrets.put_pipeline_secret(pipeline, "deploy_key", "run-level-secret")
+    pipeline = pipeline_with([sh("check", engine.image, same_as("KEY", "run-level-secret"))], pipeline_id="run-vars")
+    run = run_to_completion(engine, pipeline, {"KEY": "pipeline_secret{{deploy_key}}"})
+    assert tasks_of(run)["check"].status == "successful"
+
+
+def test_settings_without_a_run_resolve_secrets_and_objects_but_refuse_run_objects(namespaces):
+    from runs import interpolation
+
+    pipeline = deployed_pipeline("team-a", "settings")
+    secrets.put_pipeline_secret(pipeline, "webhook", "hook-secret")
+    objects.put_pipeline_object(pipeline, "repo", [b"owner/name"])
+    resolved = interpolation.resolve_settings(
+        {"secret": "pipeline_secret{{webhook}}", "repository": "pipeline_object{{repo}}", "every": "5m"},
+        pipeline=pipeline,
+    )
+    assert resolved.env == {"secret": "hook-secret", "repository": "owner/name", "every": "5m"}
+    assert resolved.secret_values == ["hook-secret"]
+    with pytest.raises(interpolation.InterpolationError, match="run_object.*needs a run"):
+        interpolation.resolve_settings({"x": "run_object{{artifact}}"}, pipeline=pipeline)
+
+
+def test_an_object_too_large_for_an_environment_variable_fails_the_task_naming_it(engine):
+    pipeline = pipeline_with([sh("big", engine.image, "true")], pipeline_id="big-object")
+    objects.put_pipeline_object(pipeline, "huge", [b"x" * (200 * 1024)])
+    pipeline = pipeline_with(
+        [sh("big", engine.image, "true", variables={"HUGE": "pipeline_object{{huge}}"})], pipeline_id="big-object"
+    )
+    te = tasks_of(run_to_completion(engine, pipeline))["big"]
+    assert te.status_reason == "failed_precondition"
+    assert "huge" in te.status_description
