@@ -42,6 +42,12 @@ def _task_execution(scope_: dict[str, Any], action: str) -> TaskExecution:
     return services.get_task_execution(run, kwargs["task_id"])
 
 
+def from_offset(record: dict[str, Any], offset: int) -> bool:
+    """Whether to send a stored record to a reader who asked for lines from ``offset``: those lines, and the end
+    marker whatever the offset (a reader already past the last line still learns that the logs ended, and how)."""
+    return bool(record.get("eof")) or record["n"] >= offset
+
+
 def log_message(record: dict[str, Any], fmt: str) -> str | None:
     """One websocket frame for one stored log record (None: nothing to send for it)."""
     if fmt == "json":
@@ -72,10 +78,12 @@ class TaskLogsConsumer(GoferWebsocketConsumer):
         self.streamer = asyncio.create_task(self._stream())
 
     async def _stream(self) -> None:
-        follower = logs.LogFollower(logs.path_for(self.te), start_line=self.offset)
+        follower = logs.LogFollower(logs.path_for(self.te))
         try:
             while True:
                 for record in await sync_to_async(follower.poll, thread_sensitive=False)():
+                    if not from_offset(record, self.offset):
+                        continue
                     frame = log_message(record, self.fmt)
                     if frame is not None:
                         await self.send(text_data=frame)

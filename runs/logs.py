@@ -175,8 +175,8 @@ class LogFollower:
                     break
                 self.offset += len(raw)
                 record = json.loads(raw)
-                if record["n"] < self.start_line:
-                    continue
+                if record["n"] < self.start_line and not record.get("eof"):
+                    continue  # the end marker always comes through, even to a reader past the last line
                 out.append(record)
                 if record.get("eof"):
                     self.finished = True

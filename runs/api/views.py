@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,7 +23,8 @@ from apiv0.serializers import UnchangedSerializer
 from apiv0.views import GoferAPIView, created, no_content, ok, rule, unchanged
 from runs import logs, services
 from runs.api import serializers as s
-from runs.consumers import log_message
+from runs.choices import TaskExecutionState
+from runs.consumers import from_offset, log_message
 from runs.models import Run, TaskExecution
 
 RUNS = Resource.RUNS
@@ -118,25 +125,72 @@ class TaskExecutionDetailView(GoferAPIView):
 FOLLOW_POLL_SECONDS = 0.2
 
 
+CHUNK_BYTES = 64 * 1024
+
+
+def _chunks(records: list[dict[str, Any]], offset: int, fmt: str) -> Iterator[bytes]:
+    """The response bytes for ``records``, about CHUNK_BYTES at a time: lines from ``offset`` on, and the end marker
+    (JSON) whatever the offset."""
+    pending: list[bytes] = []
+    size = 0
+    for record in records:
+        frame = log_message(record, fmt) if from_offset(record, offset) else None
+        if frame is None:
+            continue
+        pending.append(f"{frame}\n".encode())
+        size += len(pending[-1])
+        if size >= CHUNK_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _ended_without_file(te: TaskExecution, follower: logs.LogFollower) -> bool:
+    """Whether following can stop although no end marker came: the task is complete and its file is gone."""
+    te.refresh_from_db(fields=["state"])
+    return te.state == TaskExecutionState.COMPLETE and not follower.path.exists()
+
+
 def _log_lines(te: TaskExecution, offset: int, fmt: str, follow: bool) -> Iterator[bytes]:
-    follower = logs.LogFollower(logs.path_for(te), start_line=offset)
+    """The response body for a WSGI server (and the test client): a plain iterator."""
+    follower = logs.LogFollower(logs.path_for(te))
     while True:
-        for record in follower.poll():
-            frame = log_message(record, fmt)
-            if frame is not None:
-                yield (frame + "\n").encode("utf-8")
-        if follower.finished or not follow:
-            return
-        te.refresh_from_db(fields=["state"])
-        if te.state == "complete" and not follower.path.exists():
+        yield from _chunks(follower.poll(), offset, fmt)
+        if follower.finished or not follow or _ended_without_file(te, follower):
             return
         time.sleep(FOLLOW_POLL_SECONDS)
+
+
+async def _log_lines_async(te: TaskExecution, offset: int, fmt: str, follow: bool) -> AsyncIterator[bytes]:
+    """The response body under ASGI (daphne). Django would read a plain iterator to its end before sending a byte
+    (StreamingHttpResponse.__aiter__), which makes ``follow`` wait for the end of the task; this one sends each
+    poll's lines as they come, reads files and the database in worker threads, and stops when the client leaves
+    (Django cancels it)."""
+    follower = logs.LogFollower(logs.path_for(te))
+    poll = sync_to_async(follower.poll, thread_sensitive=False)
+    ended_without_file = database_sync_to_async(_ended_without_file)
+    while True:
+        for chunk in _chunks(await poll(), offset, fmt):
+            yield chunk
+        if follower.finished or not follow or await ended_without_file(te, follower):
+            return
+        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+
+class _LogsNegotiation(DefaultContentNegotiation):
+    """``format`` is this route's own parameter (raw or json). DRF would take it as its renderer override and answer
+    404 to ``format=raw``; the logs are the view's own streamed response, and errors are always JSON."""
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
 
 
 class TaskLogsView(GoferAPIView):
     """Plain-HTTP access to a task's logs. The same path as a websocket streams them live (runs/consumers.py)."""
 
     rules = {"GET": rule(Action.READ, RUNS, TASKS), "DELETE": rule(Action.DELETE, RUNS, TASKS)}
+    content_negotiation_class = _LogsNegotiation
 
     @extend_schema(
         operation_id="get_logs",
@@ -157,8 +211,15 @@ class TaskLogsView(GoferAPIView):
             raise ValidationFailed("format: must be raw or json", field="format")
         follow = parse_bool(request.query_params.get("follow"), "follow")
         services.check_logs_readable(te)
+        if te.state == TaskExecutionState.COMPLETE and not logs.path_for(te).exists():
+            # Finished without ever writing a line (skipped, or failed before it started): 410, as the websocket says.
+            services.check_logs_readable(te, finished_without_file=True)
         content_type = "application/x-ndjson" if fmt == "json" else "text/plain; charset=utf-8"
-        return StreamingHttpResponse(_log_lines(te, offset, fmt, follow), content_type=content_type)
+        if isinstance(request._request, ASGIRequest):
+            body: Any = _log_lines_async(te, offset, fmt, follow)
+        else:
+            body = _log_lines(te, offset, fmt, follow)
+        return StreamingHttpResponse(body, content_type=content_type)
 
     @extend_schema(operation_id="delete_logs", responses={204: None, 200: UnchangedSerializer}, tags=["Tasks"])
     def delete(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str, task_id: str) -> Response:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.admin.models import DELETION, LogEntry
+from django.db import connection
 from django.urls import reverse
 
-from secretstore import backends
+from secretstore import backends, crypto
 from secretstore import services as secrets
 from secretstore.models import GlobalSecret, PipelineSecret
 from tests.access.test_admin import (
@@ -41,7 +42,8 @@ def data(namespaces):
 
 
 def pages_of(secret) -> list[str]:
-    return [changelist_url(type(secret)), change_url(secret), delete_url(secret)]
+    history = reverse(f"admin:secretstore_{secret._meta.model_name}_history", args=[secret.pk])
+    return [changelist_url(type(secret)), change_url(secret), delete_url(secret), history]
 
 
 def html(client, url: str, **params) -> str:
@@ -68,7 +70,7 @@ def test_every_secret_page_renders_without_the_value_or_its_ciphertext(admin_cli
         for url in pages_of(secret):
             page = html(admin_client, url)
             assert secret.key in page, url
-            assert "stored in database (encrypted)" in page or "Are you sure" in page, url
+            assert "stored in database (encrypted)" in page or "Are you sure" in page or "History" in page, url
             everything += page
     everything += html(admin_client, changelist_url(PipelineSecret), q="deploy_key")
     everything += html(admin_client, reverse("admin:app_list", args=["secretstore"]))
@@ -79,6 +81,24 @@ def test_every_secret_page_renders_without_the_value_or_its_ciphertext(admin_cli
         assert ciphertext and ciphertext not in everything
     assert 'name="value"' not in everything
     assert "^team-" in html(admin_client, change_url(data["global"]))
+
+
+def test_no_page_even_decrypts_a_value(admin_client, data):
+    # A column no key can decrypt (written with SQL: the model field would encrypt it): a page that loaded the value
+    # would fail with DecryptionError instead of rendering.
+    for secret in (data["team-a"], data["global"]):
+        table = connection.ops.quote_name(secret._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET value = %s WHERE id = %s", ["not-a-real-ciphertext", secret.pk])  # noqa: S608
+        with pytest.raises(crypto.DecryptionError):
+            type(secret).objects.get(pk=secret.pk).value  # noqa: B018 - loading it is the point
+    for secret in (data["team-a"], data["global"]):
+        for url in pages_of(secret):
+            page = html(admin_client, url)
+            assert "not-a-real-ciphertext" not in page
+    response = admin_client.post(delete_url(data["team-a"]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not PipelineSecret.objects.filter(pk=data["team-a"].pk).exists()
 
 
 def test_secrets_cannot_be_added_or_changed_in_the_console(admin_client, data):
