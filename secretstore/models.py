@@ -35,7 +35,7 @@ class PipelineSecret(models.Model):
 
     def __str__(self) -> str:
         # Never the value: this string ends up in logs, the admin and error pages.
-        return f"{self.namespace_id}/{self.pipeline_id}/{self.key}"
+        return f"{self.pipeline}/{self.key}"
 
 
 class GlobalSecret(models.Model):
