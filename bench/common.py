@@ -72,7 +72,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     stack = p.add_argument_group("the Gofer under test")
     stack.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite", help="database (postgres: scratch DB)")
     stack.add_argument("--redis", action="store_true", help="Redis as broker and channel layer (else the ORM broker)")
-    stack.add_argument("--workers", type=int, default=4, help="GOFER_WORKERS: django-q2 worker processes")
+    stack.add_argument("--workers", type=int, default=8, help="GOFER_WORKERS: worker processes (Gofer's default)")
     stack.add_argument(
         "--set",
         action="append",
@@ -80,20 +80,37 @@ def parser(description: str) -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="extra environment for the server and workers, e.g. --set GOFER_DRIVE_SLICE_SECONDS=2 (repeatable)",
     )
+    stack.add_argument(
+        "--q-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a django-q2 option without a GOFER_* variable (poll, bulk, save_limit, recycle), for experiments: "
+        "selects bench/q_settings.py instead of gofer_site.settings (repeatable)",
+    )
     stack.add_argument("--keep", action="store_true", help="keep GOFER_HOME (process logs, task logs) afterwards")
     out = p.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="also write the result rows as JSON to PATH (used by run_all.py)")
     return p
 
 
-def stack_from_args(args: argparse.Namespace, **env: str) -> Stack:
+def stack_kwargs(args: argparse.Namespace, **env: str) -> dict[str, Any]:
+    """The ``Stack(...)`` arguments from the command line; ``env`` are the benchmark's own settings, which ``--set``
+    can still override."""
     extra = dict(env)
     for item in args.set:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise SystemExit(f"--set wants NAME=VALUE, not {item!r}")
         extra[name] = value
-    return Stack(db=args.db, redis=args.redis, workers=args.workers, env=extra, keep=args.keep)
+    for item in args.q_option:
+        name, sep, value = item.partition("=")
+        if not sep or name not in {"poll", "bulk", "save_limit", "recycle"}:
+            raise SystemExit(f"--q-option wants poll|bulk|save_limit|recycle=VALUE, not {item!r}")
+        extra[f"BENCH_Q_{name.upper()}"] = value
+    if args.q_option:
+        extra["DJANGO_SETTINGS_MODULE"] = "bench.q_settings"
+    return {"db": args.db, "redis": args.redis, "workers": args.workers, "env": extra, "keep": args.keep}
 
 
 # --- Statistics ------------------------------------------------------------------------------------------------------
@@ -119,17 +136,6 @@ def describe(values: Sequence[float]) -> dict[str, float]:
         "max": max(values) if values else math.nan,
         "mean": statistics.fmean(values) if values else math.nan,
     }
-
-
-def steady_rate(end_times: Sequence[float], low: float = 10, high: float = 90) -> float:
-    """Completions per second between the ``low``-th and ``high``-th percentile of completion times: the rate once
-    the pipe is full, without the ramp-up and the tail."""
-    ordered = sorted(end_times)
-    if len(ordered) < 5:
-        return math.nan
-    i, j = round((len(ordered) - 1) * low / 100), round((len(ordered) - 1) * high / 100)
-    span = ordered[j] - ordered[i]
-    return (j - i) / span if span > 0 else math.nan
 
 
 def docker_time(raw: str | None) -> float | None:
@@ -229,8 +235,107 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def busy_neighbours() -> str:
+    """A warning when something else is likely to load this machine (a test suite, another benchmark), else ""."""
+    others = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = b" ".join(argv).decode(errors="replace")
+        if "pytest" in text or ("bench/" in text and "python" in text and int(entry.name) != os.getppid()):
+            others.append(f"{entry.name}: {text[:80]}")
+    load = Path("/proc/loadavg").read_text().split()[0]
+    if not others:
+        return ""
+    return f"load average {load}; other processes that compete for the CPU: {'; '.join(others[:3])}"
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- CPU accounting --------------------------------------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU-seconds the whole machine has spent busy since boot (all cores; /proc/stat, idle and iowait excluded)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def _group_seconds(pgid: int) -> float:
+    """CPU-seconds of every live process in process group ``pgid``, plus what their reaped children used."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:  # fields[0] is the state, [1] the ppid, [2] the process group
+            total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return total / CLK_TCK
+
+
+@dataclass
+class Cpu:
+    """CPU-seconds used between two snapshots: Gofer's server and workers, this benchmark process (the API
+    clients), and everything else on the machine (dockerd, containerd, the shims, runc, the kernel, the database
+    server and Redis when used)."""
+
+    server: float
+    workers: float
+    client: float
+    other: float
+    wall: float
+
+    @property
+    def gofer(self) -> float:
+        return self.server + self.workers
+
+    def per(self, count: int) -> str:
+        return (
+            f"CPU-s per item: Gofer {self.gofer / count:.3f} (server {self.server / count:.3f}, workers "
+            f"{self.workers / count:.3f}), bench client {self.client / count:.3f}, rest of the machine (Docker, "
+            f"kernel, services) {self.other / count:.3f}; machine busy {self.busy / self.wall:.0%} of "
+            f"{os.cpu_count()} cores"
+        )
+
+    @property
+    def busy(self) -> float:
+        return self.server + self.workers + self.client + self.other
+
+
+class CpuMeter:
+    """``with CpuMeter(stack) as cpu: ...`` then ``cpu.result`` (a Cpu)."""
+
+    def __init__(self, stack: Stack | None = None) -> None:
+        self.stack = stack
+        self.result: Cpu | None = None
+
+    def _snapshot(self) -> tuple[float, float, float, float, float]:
+        server = _group_seconds(self.stack.server.proc.pid) if self.stack and self.stack.server else 0.0
+        workers = _group_seconds(self.stack.worker.proc.pid) if self.stack and self.stack.worker else 0.0
+        own = os.times()
+        return _machine_busy_seconds(), server, workers, own.user + own.system, time.monotonic()
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._snapshot()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._snapshot()
+        machine, server, workers, client, wall = (b - a for a, b in zip(self._start, end, strict=True))
+        self.result = Cpu(server, workers, client, max(machine - server - workers - client, 0.0), wall)
 
 
 # --- Processes -------------------------------------------------------------------------------------------------------
@@ -294,7 +399,7 @@ class Stack:
         self,
         db: str = "sqlite",
         redis: bool = False,
-        workers: int = 4,
+        workers: int = 8,
         env: dict[str, str] | None = None,
         keep: bool = False,
     ) -> None:
@@ -324,22 +429,30 @@ class Stack:
 
     def describe(self) -> dict[str, Any]:
         env = self.env()
-        keys = sorted(k for k in env if k.startswith("GOFER_") and k not in {"GOFER_HOME", "GOFER_SECRET_KEY"})
+        keys = sorted(
+            k for k in env if k.startswith(("GOFER_", "BENCH_Q_")) and k not in {"GOFER_HOME", "GOFER_SECRET_KEY"}
+        )
         return {
             "database": "PostgreSQL (scratch database)" if self.db == "postgres" else "SQLite (WAL) file",
             "broker": "Redis (django-q2 Redis broker, channels_redis)" if self.redis else "django-q2 ORM broker",
             "workers": self.workers,
+            "settings": env["DJANGO_SETTINGS_MODULE"],
             "env": {k: env[k] for k in keys},
         }
 
     def label(self) -> str:
-        return f"{self.db}+{'redis' if self.redis else 'orm'}, {self.workers} workers"
+        extra = "".join(f", {k}={v}" for k, v in sorted(self.extra_env.items()) if k != "DJANGO_SETTINGS_MODULE")
+        return f"{self.db}+{'redis' if self.redis else 'orm'}, {self.workers} workers{extra}"
 
     # -- environment
 
     def env(self) -> dict[str, str]:
         """The environment of the server and worker processes (and of this process if it configures Django)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GOFER_") and k != "DJANGO_SETTINGS_MODULE"}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("GOFER_", "BENCH_Q_")) and k != "DJANGO_SETTINGS_MODULE"
+        }
         env.update(
             {
                 "DJANGO_SETTINGS_MODULE": "gofer_site.settings",
@@ -351,6 +464,8 @@ class Stack:
                 "GOFER_DOCKER_NETWORK_MODE": "none",
                 # Pruning would look at every Gofer-managed container on this engine, not only ours: off.
                 "GOFER_CONTAINER_PRUNE_AFTER": "0",
+                # The cluster's "Processed '<func>'" lines are how throughput.py counts queue steps per run.
+                "GOFER_QUEUE_LOG_LEVEL": "INFO",
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -383,6 +498,9 @@ class Stack:
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
         log(f"stack {self.id}: {self.label()}, GOFER_HOME={self.home}")
+        warning = busy_neighbours()
+        if warning:
+            log(f"WARNING: the numbers will be noisy: {warning}")
         if self.db == "postgres":
             self._create_pg()
         subprocess.run(
@@ -417,13 +535,27 @@ class Stack:
                 time.sleep(0.1)
         raise RuntimeError(f"daphne did not answer within {timeout} s:\n{self.server.output()}")
 
-    def _wait_cluster(self, timeout: float = 60) -> None:
-        """Wait until the cluster executes work: one trivial run completes. Also warms every worker's imports."""
-        self.register("warmup", [task("noop", self.image)])
-        trigger = self.trigger("warmup")
-        self.wait_runs([trigger], timeout=timeout)
+    def _wait_cluster(self, timeout: float = 120) -> None:
+        """Wait until the cluster executes work, and warm it up: a worker's first step pays for its imports and its
+        Docker client (about a second), which no measurement should include. Two runs of as many independent
+        tasks as there are workers make it very likely that every worker process has done a start and a watch."""
+        self.register("warmup", [task(f"noop{i}", self.image) for i in range(self.workers)])
+        for _ in range(2):
+            self.wait_runs([self.trigger("warmup")], timeout=timeout)
 
     def close(self) -> None:
+        """Stop the processes, remove the containers, drop the database and the Redis keys, delete GOFER_HOME. A
+        signal arriving meanwhile is ignored until the clean-up is done."""
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._close()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _close(self) -> None:
         for process in (self.worker, self.server):
             if process is not None:
                 with contextlib.suppress(Exception):
@@ -493,10 +625,14 @@ class Stack:
         """Configure Django in this process with the stack's settings (once per process: settings are global)."""
         if self._django_ready:
             return
-        os.environ.update({k: v for k, v in self.env().items() if k.startswith(("GOFER_", "DJANGO_"))})
+        os.environ.update({k: v for k, v in self.env().items() if k.startswith(("GOFER_", "DJANGO_", "BENCH_Q_"))})
+        import logging
+
         import django
 
         django.setup()
+        # django-q2 logs every enqueue at INFO; this process only enqueues.
+        logging.getLogger("django-q").setLevel(logging.WARNING)
         self._django_ready = True
 
     # -- the API
@@ -546,6 +682,30 @@ class Stack:
         response = session.get(f"{self.url}{self.pipeline_path(pipeline_id)}/runs/{run_id}", timeout=120)
         response.raise_for_status()
         return response.json()["run"]
+
+    def list_runs(self, pipeline_id: str) -> list[dict[str, Any]]:
+        """Every run of the pipeline (all pages)."""
+        runs: list[dict[str, Any]] = []
+        while True:
+            page = self.get(f"{self.pipeline_path(pipeline_id)}/runs?limit=500&offset={len(runs)}")["runs"]
+            runs.extend(page)
+            if len(page) < 500:
+                return runs
+
+    def wait_all(self, pipeline_id: str, count: int, timeout: float = 900, poll: float = 0.5) -> list[dict[str, Any]]:
+        """Poll the run list until ``count`` runs of the pipeline are complete (one request per page per poll)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.list_runs(pipeline_id)
+            complete = [r for r in runs if r["state"] == "complete"]
+            if len(complete) >= count:
+                failed = [r for r in complete if r["status"] != "successful"]
+                if failed:
+                    raise RuntimeError(f"{len(failed)} runs of {pipeline_id} did not succeed, e.g. {failed[0]}")
+                return complete
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(complete)}/{count} runs of {pipeline_id} complete after {timeout} s")
+            time.sleep(poll)
 
     def task_executions(self, pipeline_id: str, run_id: int) -> list[dict[str, Any]]:
         return self.get(f"{self.pipeline_path(pipeline_id)}/runs/{run_id}/tasks")["task_executions"]
@@ -613,6 +773,7 @@ class DockerRun:
     container_id: str
     sent: float
     started_at: float
+    finished_at: float
     ended: float
 
 
@@ -649,8 +810,8 @@ class Baseline:
         api.start(created["Id"])
         api.wait(created["Id"])
         ended = time.time()
-        started_at = docker_time(api.inspect_container(created["Id"])["State"]["StartedAt"])
-        return DockerRun(created["Id"], sent, started_at, ended)
+        state = api.inspect_container(created["Id"])["State"]
+        return DockerRun(created["Id"], sent, docker_time(state["StartedAt"]), docker_time(state["FinishedAt"]), ended)
 
     def run_many(self, count: int, concurrency: int, command: list[str] | None = None) -> tuple[float, list[DockerRun]]:
         """``count`` containers, ``concurrency`` at a time; returns the wall time and the runs."""
@@ -684,13 +845,10 @@ class Baseline:
             self._clients.clear()
 
 
-def container_started_at(client: docker.DockerClient, container_id: str) -> float | None:
-    return docker_time(client.api.inspect_container(container_id)["State"]["StartedAt"])
-
-
-def container_times(client: docker.DockerClient, container_id: str) -> tuple[float | None, float | None]:
-    state = client.api.inspect_container(container_id)["State"]
-    return docker_time(state["StartedAt"]), docker_time(state["FinishedAt"])
+def engine_times(task_execution: dict[str, Any]) -> tuple[float, float]:
+    """A finished task execution's start and end (epoch seconds). Gofer records the engine's own times (Docker's
+    StartedAt and FinishedAt) when the task finishes; the API gives them in milliseconds."""
+    return task_execution["started"] / 1000, task_execution["ended"] / 1000
 
 
 @contextlib.contextmanager
@@ -703,9 +861,20 @@ def timed() -> Iterator[Callable[[], float]]:
 
 
 def main_guard(run: Callable[[], None]) -> None:
-    """Run a benchmark's main; Ctrl-C still cleans up (the Stack's context manager does)."""
+    """Run a benchmark's main so that Ctrl-C, SIGINT or SIGTERM still clean up (the Stack's context manager does).
+
+    SIGINT is re-armed because a shell without job control starts background commands with SIGINT ignored."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        # Once: a second signal (``timeout`` and shells signal the whole process group) must not cut the clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         run()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'SIGINT'}); cleaned up", file=sys.stderr)
         sys.exit(130)

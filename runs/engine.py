@@ -751,7 +751,15 @@ def reconcile() -> dict[str, int]:
     )
     for te_pk in orphaned:
         queue.task_execution_now(te_pk)
-    running = list(Run.objects.filter(state=RunState.RUNNING).values_list("pk", flat=True))
+    # Running runs that nobody is driving (their last message was lost), or past the global run timeout. A run
+    # with a task under a live lease moves on by itself when that task completes.
+    overdue = now - dt.timedelta(seconds=settings.GOFER_GLOBAL_RUN_TIMEOUT)
+    driven = TaskExecution.objects.filter(state__in=ACTIVE_TASK_STATES, lease_expires__gte=now).values("run_id")
+    running = list(
+        Run.objects.filter(state=RunState.RUNNING)
+        .filter(Q(started__lt=overdue, cancel_requested__isnull=True) | ~Q(pk__in=driven))
+        .values_list("pk", flat=True)
+    )
     for run_pk in running:
         queue.advance_run_now(run_pk)
     admitted = admit_pending_runs()
@@ -761,7 +769,7 @@ def reconcile() -> dict[str, int]:
     expired_events = prune_events()
     return {
         "orphaned_task_executions": len(orphaned),
-        "running_runs": len(running),
+        "stepped_runs": len(running),
         "admitted_runs": len(admitted),
         "pruned_containers": pruned,
         "pruned_events": expired_events,

@@ -8,8 +8,11 @@ database, which is the only source of truth. The queue is a doorbell, not a ledg
 from __future__ import annotations
 
 import logging
+import os
+import threading
 
 from django.db import transaction
+from django_q.brokers import Broker, get_broker
 from django_q.tasks import async_task
 
 logger = logging.getLogger(__name__)
@@ -20,9 +23,22 @@ DRIVE_TASK_EXECUTION = "runs.tasks.drive_task_execution"
 RECONCILE = "runs.tasks.reconcile"
 
 
+_brokers: dict[tuple[int, int], Broker] = {}
+
+
+def _broker() -> Broker:
+    """One broker per process and thread: without it django-q2 opens a new Redis connection for every message
+    (measured in bench/: 6.2 ms per enqueue instead of 0.7 ms). Keyed by pid too, because workers fork."""
+    key = (os.getpid(), threading.get_ident())
+    broker = _brokers.get(key)
+    if broker is None:
+        broker = _brokers[key] = get_broker()
+    return broker
+
+
 def _enqueue(func: str, *args: object) -> None:
     try:
-        async_task(func, *args, task_name=f"{func.rsplit('.', 1)[-1]}:{':'.join(map(str, args))}")
+        async_task(func, *args, task_name=f"{func.rsplit('.', 1)[-1]}:{':'.join(map(str, args))}", broker=_broker())
     except Exception:
         # The reconciler will pick the work up; a broken broker must not fail the API call that already committed.
         logger.exception("could not enqueue %s%s; the reconciler will retry", func, args)

@@ -11,8 +11,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, AsyncRequestFactory, RequestFactory
 
+from apiv0 import daphne_streaming
 from apiv0.errors import ValidationFailed
-from objectstore import daphne_streaming, services
+from objectstore import services
 from objectstore.api.streaming import StreamedBodyParser, download_response, upload_of
 from objectstore.api.views import ObjectsView, PipelineObjectDetailView
 from objectstore.errors import LengthRequired

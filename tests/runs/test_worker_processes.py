@@ -177,3 +177,35 @@ def test_outsider_cannot_open_another_tenants_log_stream(real_engine, alice, cha
         assert closed.value.rcvd.code == 4404
     with connect(url, open_timeout=10) as ws:
         assert json.loads(ws.recv(timeout=10))["error_code"] == "unauthenticated"
+
+
+def test_a_slow_client_replaying_a_long_log_gets_every_line_before_the_close(real_engine, alice):
+    """daphne gave a client 1 s to answer the close and then dropped what was still queued; a slow reader of a long
+    replay lost its tail (bench/log_throughput.py). Now sends wait for the client and the close waits for it too."""
+    image, processes = real_engine
+    deployed_pipeline(
+        "team-a",
+        "long-log",
+        {
+            "id": "long-log",
+            "name": "long",
+            "tasks": [{"id": "print", "image": image, "command": ["seq", "1", "60000"]}],
+        },
+    )
+    processes.append(Worker(workers=2))
+    server = Server()
+    processes.append(server)
+    run_id = alice.post("/api/namespaces/team-a/pipelines/long-log/runs", {"variables": {}}).json()["run"]["run_id"]
+    wait_for(lambda: Run.objects.get(pipeline__slug="long-log", number=run_id).state == "complete", 60, "the run")
+    url = f"{server.ws_url}/api/namespaces/team-a/pipelines/long-log/runs/{run_id}/tasks/print/logs"
+    received = []
+    with connect(url, additional_headers={"Authorization": f"Bearer {alice.token}"}, max_queue=16) as ws:
+        while True:
+            try:
+                received.append(ws.recv(timeout=60))
+            except Exception as exc:
+                assert exc.rcvd.code == 1000, exc
+                break
+            if len(received) % 5000 == 0:
+                time.sleep(0.5)  # a slow reader: the server's queue fills up behind it
+    assert received == [str(i) for i in range(1, 60001)]
