@@ -12,7 +12,8 @@ from drf_spectacular.validation import validate_schema
 from tests.access.test_permission_matrix import api_routes
 from tests.conftest import need
 
-REFERENCE = Path("/work/shared/reference/gofer-v0-openapi.json")
+# ../shared/ beside the checkout: what every developer and CI run has (shared/README.md).
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gofer-v0-openapi.json"
 
 # Gofer v0 tags Gofer implements. Gofer calls the roles routes "Permissions".
 CORE_TAGS = {
