@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from runs.schedulers import get_scheduler
+from runs.schedulers.docker import DockerScheduler
 from tests.conftest import need
 from tests.support import engine as engine_support
 from tests.support.images import docker_available
@@ -45,3 +48,27 @@ def _remove_containers_of_this_test() -> None:
                 client.containers.get(container_id).remove(force=True)
     finally:
         client.close()
+
+
+@pytest.fixture
+def scheduler(settings, busybox_image) -> Iterator[DockerScheduler]:
+    """A Docker scheduler on the real engine, containers without network."""
+    settings.GOFER_DOCKER_NETWORK_MODE = "none"
+    settings.GOFER_DOCKER_TIMEOUT = 30
+    engine = DockerScheduler()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def names(docker_client) -> Iterator[Callable[[str], str]]:
+    """Unique container names for this test; every container with such a name is removed afterwards."""
+    prefix = f"gofer-test-{uuid.uuid4().hex[:10]}"
+    counter = iter(range(1000))
+
+    def make(label: str = "c") -> str:
+        return f"{prefix}-{label}-{next(counter)}"
+
+    yield make
+    for container in docker_client.containers.list(all=True, filters={"name": prefix}):
+        container.remove(force=True, v=True)

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import docker.errors
 import pytest
@@ -27,29 +27,6 @@ from tests.support.registry import PushedImage, Registry, registry_fixture  # no
 pytestmark = [pytest.mark.docker]
 
 AUTH_FAILURES = ("unauthorized", "authentication required", "no basic auth credentials")
-
-
-@pytest.fixture
-def scheduler(settings, busybox_image) -> Iterator[DockerScheduler]:
-    settings.GOFER_DOCKER_NETWORK_MODE = "none"
-    settings.GOFER_DOCKER_TIMEOUT = 30
-    engine = DockerScheduler()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def names(docker_client) -> Iterator[Callable[[str], str]]:
-    """Unique container names for this test; every container with such a name is removed afterwards."""
-    prefix = f"gofer-test-{uuid.uuid4().hex[:10]}"
-    counter = iter(range(1000))
-
-    def make(label: str = "c") -> str:
-        return f"{prefix}-{label}-{next(counter)}"
-
-    yield make
-    for container in docker_client.containers.list(all=True, filters={"name": prefix}):
-        container.remove(force=True, v=True)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -30,55 +29,18 @@ from runs.schedulers.base import (
     NoSuchImage,
     SchedulerError,
     State,
-    Status,
 )
 from runs.schedulers.docker import DockerScheduler, _ResumePoint, format_rfc3339_ns, parse_rfc3339_ns
 from tests.support.images import build_image
+from tests.support.schedulers import texts, wait_for
 
 UNREACHABLE_REGISTRY = "127.0.0.1:1"  # loopback port 1: connection refused at once, no traffic leaves the host
-
-
-@pytest.fixture
-def scheduler(settings, busybox_image) -> Iterator[DockerScheduler]:
-    settings.GOFER_DOCKER_NETWORK_MODE = "none"
-    settings.GOFER_DOCKER_TIMEOUT = 30
-    engine = DockerScheduler()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def names(docker_client) -> Iterator[Callable[[str], str]]:
-    """Unique container names for this test; every container with such a name is removed afterwards."""
-    prefix = f"gofer-test-{uuid.uuid4().hex[:10]}"
-    counter = iter(range(1000))
-
-    def make(label: str = "c") -> str:
-        return f"{prefix}-{label}-{next(counter)}"
-
-    yield make
-    for container in docker_client.containers.list(all=True, filters={"name": prefix}):
-        container.remove(force=True, v=True)
 
 
 def spec(name: str, image: str, script: str | None = None, **fields) -> ContainerSpec:
     if script is not None:
         fields["command"] = ["sh", "-c", script]
     return ContainerSpec(name=name, image=image, **fields)
-
-
-def wait_for(scheduler: DockerScheduler, handle: str, state: State = State.EXITED, timeout: float = 15) -> Status:
-    give_up = time.monotonic() + timeout
-    while True:
-        status = scheduler.status(handle)
-        if status.state == state:
-            return status
-        assert time.monotonic() < give_up, f"still {status} after {timeout}s"
-        time.sleep(0.05)
-
-
-def texts(lines: list[LogLine]) -> list[str]:
-    return [line.text for line in lines]
 
 
 def first_line(scheduler: DockerScheduler, handle: str, timeout: float = 5) -> str | None:

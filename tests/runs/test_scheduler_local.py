@@ -23,13 +23,12 @@ from runs.schedulers.base import (
     LABEL_MANAGED,
     LABEL_TASK_EXECUTION,
     ContainerSpec,
-    LogLine,
     NoSuchContainer,
     SchedulerError,
     State,
-    Status,
 )
 from runs.schedulers.local import LocalScheduler
+from tests.support.schedulers import texts, wait_for
 
 
 @pytest.fixture
@@ -49,20 +48,6 @@ def name() -> str:
 
 def sh(script: str, **fields) -> ContainerSpec:
     return ContainerSpec(name=name(), image="ignored:latest", command=["sh", "-c", script], **fields)
-
-
-def wait_for(scheduler: LocalScheduler, handle: str, state: State = State.EXITED, timeout: float = 10) -> Status:
-    give_up = time.monotonic() + timeout
-    while True:
-        status = scheduler.status(handle)
-        if status.state == state:
-            return status
-        assert time.monotonic() < give_up, f"still {status} after {timeout}s"
-        time.sleep(0.02)
-
-
-def texts(lines: list[LogLine]) -> list[str]:
-    return [line.text for line in lines]
 
 
 def live_processes_in_group(pgid: int) -> list[int]:
