@@ -107,18 +107,15 @@ def get_pipeline(
     pipeline_slug: str,
     action: str = Action.READ,
     resources: Iterable[str] = (),
-    *,
-    for_update: bool = False,
 ) -> Pipeline:
     """The pipeline, scoped exactly like ``get_namespace``; the missing parent is the one the 404 names."""
     if not can_see_namespace(principal, namespace_id) or not Namespace.objects.filter(id=namespace_id).exists():
         raise NotFound.of("namespace", namespace_id, field="namespace_id")
     if not can_see_pipeline(principal, namespace_id, pipeline_slug):
         raise NotFound.of("pipeline", pipeline_slug, field="pipeline_id")
-    queryset = Pipeline.objects.select_related("namespace")
-    if for_update:
-        queryset = queryset.select_for_update(of=("self",))
-    pipeline = queryset.filter(namespace_id=namespace_id, slug=pipeline_slug).first()
+    pipeline = (
+        Pipeline.objects.select_related("namespace").filter(namespace_id=namespace_id, slug=pipeline_slug).first()
+    )
     if pipeline is None:
         raise NotFound.of("pipeline", pipeline_slug, field="pipeline_id")
     required = _required(namespace_id, pipeline_slug, resources)

@@ -224,6 +224,8 @@ def get_token(token_id: str) -> Token:
 @transaction.atomic
 def set_token_disabled(token: Token, disabled: bool) -> bool:
     """Enable or disable a token. Returns False when it already was in that state (nothing changed)."""
+    if not isinstance(disabled, bool):
+        raise ValidationFailed("disabled: must be true or false", field="disabled")
     if token.disabled == disabled:
         return False
     token.disabled = disabled
@@ -307,6 +309,8 @@ def delete_role(role: Role) -> None:
 @transaction.atomic
 def update_system_preferences(ignore_pipeline_run_events: bool | None) -> bool:
     """Flip the run kill switch. Returns False when nothing changed."""
+    if ignore_pipeline_run_events is not None and not isinstance(ignore_pipeline_run_events, bool):
+        raise ValidationFailed("ignore_pipeline_run_events: must be true or false", field="ignore_pipeline_run_events")
     prefs = SystemPreferences.load()
     prefs = SystemPreferences.objects.select_for_update().get(pk=prefs.pk)
     if ignore_pipeline_run_events is None or prefs.ignore_pipeline_run_events == ignore_pipeline_run_events:

@@ -10,7 +10,6 @@ it writes to the same GOFER_LOG_DIR). ``format=raw`` (the default, what Gofer's 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -20,10 +19,9 @@ from django.conf import settings
 
 from access import scope
 from access.choices import Action, Resource
-from apiv0.errors import Forbidden, GoferError, ValidationFailed
+from apiv0.errors import Forbidden, GoferError
 from apiv0.websockets import GoferWebsocketConsumer, principal_from_scope, query_params
 from runs import logs, services
-from runs.choices import TaskExecutionState
 from runs.models import TaskExecution
 
 logger = logging.getLogger(__name__)
@@ -42,33 +40,13 @@ def _task_execution(scope_: dict[str, Any], action: str) -> TaskExecution:
     return services.get_task_execution(run, kwargs["task_id"])
 
 
-def from_offset(record: dict[str, Any], offset: int) -> bool:
-    """Whether to send a stored record to a reader who asked for lines from ``offset``: those lines, and the end
-    marker whatever the offset (a reader already past the last line still learns that the logs ended, and how)."""
-    return bool(record.get("eof")) or record["n"] >= offset
-
-
-def log_message(record: dict[str, Any], fmt: str) -> str | None:
-    """One websocket frame for one stored log record (None: nothing to send for it)."""
-    if fmt == "json":
-        if record.get("eof"):
-            return json.dumps({"eof": True, "exit_code": record.get("exit_code"), "note": record.get("note", "")})
-        return json.dumps({"line": record["n"], "time": record["t"], "stream": record["s"], "text": record["m"]})
-    if record.get("eof"):
-        return None
-    return record["m"]
-
-
 class TaskLogsConsumer(GoferWebsocketConsumer):
     """``GET (websocket) .../runs/{run_id}/tasks/{task_id}/logs?offset=N&format=raw|json``."""
 
     async def connect(self) -> None:
         await self.accept()
         try:
-            params = query_params(self.scope)
-            self.fmt = params.get("format", "raw")
-            if self.fmt not in {"raw", "json"}:
-                raise ValidationFailed("format: must be raw or json", field="format")
+            self.fmt = logs.parse_format(query_params(self.scope).get("format"))
             self.offset = self.int_param("offset", 0)
             self.te = await database_sync_to_async(_task_execution)(self.scope, Action.READ)
             await database_sync_to_async(services.check_logs_readable)(self.te)
@@ -78,13 +56,11 @@ class TaskLogsConsumer(GoferWebsocketConsumer):
         self.streamer = asyncio.create_task(self._stream())
 
     async def _stream(self) -> None:
-        follower = logs.LogFollower(logs.path_for(self.te))
+        follower = logs.LogFollower(logs.path_for(self.te), start_line=self.offset)
         try:
             while True:
                 for record in await sync_to_async(follower.poll, thread_sensitive=False)():
-                    if not from_offset(record, self.offset):
-                        continue
-                    frame = log_message(record, self.fmt)
+                    frame = logs.frame(record, self.fmt)
                     if frame is not None:
                         await self.send(text_data=frame)
                 if follower.finished:
@@ -93,12 +69,11 @@ class TaskLogsConsumer(GoferWebsocketConsumer):
                 if not await sync_to_async(follower.path.exists, thread_sensitive=False)():
                     # No file yet: the task has not started, or it ended without logs (removed, or never started).
                     te = await database_sync_to_async(TaskExecution.objects.get)(pk=self.te.pk)
-                    if te.state == TaskExecutionState.COMPLETE:
-                        try:
-                            await database_sync_to_async(services.check_logs_readable)(te, finished_without_file=True)
-                        except GoferError as error:
-                            await self.fail(error)
-                            return
+                    try:
+                        await database_sync_to_async(services.check_logs_readable)(te)
+                    except GoferError as error:
+                        await self.fail(error)
+                        return
                 await asyncio.sleep(POLL_SECONDS)
         except asyncio.CancelledError:
             raise

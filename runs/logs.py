@@ -15,20 +15,28 @@ middle of a write) is cut off before appending.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 
+from apiv0.errors import ValidationFailed
 from runs.schedulers.base import LogLine
 
 TAIL_READ_BYTES = 256 * 1024
+FORMATS = ("raw", "json")
+FOLLOW_POLL_SECONDS = 0.2
+CHUNK_BYTES = 64 * 1024
 
 
 def path_for(task_execution: Any) -> Path:
@@ -182,6 +190,76 @@ class LogFollower:
                     self.finished = True
                     break
         return out
+
+
+# --- Reading for clients (the websocket consumer and the HTTP view share these) -------------------------------------
+
+
+def parse_format(raw: str | None) -> str:
+    """``raw`` (each line's text, what Gofer's CLI expects; the default) or ``json`` (one object per line)."""
+    fmt = raw or "raw"
+    if fmt not in FORMATS:
+        raise ValidationFailed("format: must be raw or json", field="format")
+    return fmt
+
+
+def frame(record: dict[str, Any], fmt: str) -> str | None:
+    """What a client receives for one stored record (None: nothing, e.g. the end marker in raw format)."""
+    if fmt == "json":
+        if record.get("eof"):
+            return json.dumps({"eof": True, "exit_code": record.get("exit_code"), "note": record.get("note", "")})
+        return json.dumps({"line": record["n"], "time": record["t"], "stream": record["s"], "text": record["m"]})
+    if record.get("eof"):
+        return None
+    return record["m"]
+
+
+def _body_chunks(records: list[dict[str, Any]], fmt: str) -> Iterator[bytes]:
+    """Response bytes for ``records``, one frame per line, about CHUNK_BYTES at a time."""
+    pending: list[bytes] = []
+    size = 0
+    for record in records:
+        text = frame(record, fmt)
+        if text is None:
+            continue
+        pending.append(f"{text}\n".encode())
+        size += len(pending[-1])
+        if size >= CHUNK_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _ended_without_file(task_execution: Any, follower: LogFollower) -> bool:
+    """Whether following can stop although no end marker came: the task is complete and its file is gone."""
+    task_execution.refresh_from_db(fields=["state"])
+    return task_execution.state == "complete" and not follower.path.exists()
+
+
+def body(task_execution: Any, offset: int, fmt: str, follow: bool) -> Iterator[bytes]:
+    """An HTTP response body of the logs from line ``offset`` (for WSGI servers and the test client)."""
+    follower = LogFollower(path_for(task_execution), start_line=offset)
+    while True:
+        yield from _body_chunks(follower.poll(), fmt)
+        if follower.finished or not follow or _ended_without_file(task_execution, follower):
+            return
+        time.sleep(FOLLOW_POLL_SECONDS)
+
+
+async def abody(task_execution: Any, offset: int, fmt: str, follow: bool) -> AsyncIterator[bytes]:
+    """The same body under ASGI. Django reads a plain iterator to its end before sending a byte, which would make
+    ``follow`` wait for the end of the task; this sends each poll's lines as they come, does file and database work
+    in threads, and stops when the client leaves (Django cancels it)."""
+    follower = LogFollower(path_for(task_execution), start_line=offset)
+    poll = sync_to_async(follower.poll, thread_sensitive=False)
+    ended_without_file = database_sync_to_async(_ended_without_file)
+    while True:
+        for chunk in _body_chunks(await poll(), fmt):
+            yield chunk
+        if follower.finished or not follow or await ended_without_file(task_execution, follower):
+            return
+        await asyncio.sleep(FOLLOW_POLL_SECONDS)
 
 
 def delete_run_logs(namespace_id: str, pipeline_slug: str, run_number: int) -> None:

@@ -164,14 +164,18 @@ def cancel_task_execution(principal: Principal, task_execution: TaskExecution, w
     return True
 
 
-def check_logs_readable(te: TaskExecution, *, finished_without_file: bool = False) -> None:
-    """Raise Gone when this task execution's logs cannot be read: removed, expired, off, or never written."""
+def check_logs_readable(te: TaskExecution) -> None:
+    """Raise Gone when this task execution's logs cannot be read: removed, expired, off, or never written (it
+    finished without a log file: skipped, or failed before its container started). A task that has not started yet
+    is readable: its logs are still to come."""
+    from runs import logs
+
     if te.logs_removed or te.logs_expired:
         why = "expired (log retention)" if te.logs_expired else "removed"
         raise Gone(f"the logs of task {te.task_slug} were {why}", field="task_id")
     if not te.task.get("logging", True):
         raise Gone(f"logging is off for task {te.task_slug}: nothing was stored", field="task_id")
-    if finished_without_file:
+    if te.state == TaskExecutionState.COMPLETE and not logs.path_for(te).exists():
         raise Gone(f"task {te.task_slug} never started a container ({te.status}): it has no logs", field="task_id")
 
 

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,14 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from access.choices import Action, Resource
-from apiv0.errors import ValidationFailed
 from apiv0.pagination import page_from, parse_bool, parse_int
 from apiv0.serializers import UnchangedSerializer
 from apiv0.views import GoferAPIView, created, no_content, ok, rule, unchanged
 from runs import logs, services
 from runs.api import serializers as s
-from runs.choices import TaskExecutionState
-from runs.consumers import from_offset, log_message
 from runs.models import Run, TaskExecution
 
 RUNS = Resource.RUNS
@@ -122,62 +114,6 @@ class TaskExecutionDetailView(GoferAPIView):
         return no_content()
 
 
-FOLLOW_POLL_SECONDS = 0.2
-
-
-CHUNK_BYTES = 64 * 1024
-
-
-def _chunks(records: list[dict[str, Any]], offset: int, fmt: str) -> Iterator[bytes]:
-    """The response bytes for ``records``, about CHUNK_BYTES at a time: lines from ``offset`` on, and the end marker
-    (JSON) whatever the offset."""
-    pending: list[bytes] = []
-    size = 0
-    for record in records:
-        frame = log_message(record, fmt) if from_offset(record, offset) else None
-        if frame is None:
-            continue
-        pending.append(f"{frame}\n".encode())
-        size += len(pending[-1])
-        if size >= CHUNK_BYTES:
-            yield b"".join(pending)
-            pending, size = [], 0
-    if pending:
-        yield b"".join(pending)
-
-
-def _ended_without_file(te: TaskExecution, follower: logs.LogFollower) -> bool:
-    """Whether following can stop although no end marker came: the task is complete and its file is gone."""
-    te.refresh_from_db(fields=["state"])
-    return te.state == TaskExecutionState.COMPLETE and not follower.path.exists()
-
-
-def _log_lines(te: TaskExecution, offset: int, fmt: str, follow: bool) -> Iterator[bytes]:
-    """The response body for a WSGI server (and the test client): a plain iterator."""
-    follower = logs.LogFollower(logs.path_for(te))
-    while True:
-        yield from _chunks(follower.poll(), offset, fmt)
-        if follower.finished or not follow or _ended_without_file(te, follower):
-            return
-        time.sleep(FOLLOW_POLL_SECONDS)
-
-
-async def _log_lines_async(te: TaskExecution, offset: int, fmt: str, follow: bool) -> AsyncIterator[bytes]:
-    """The response body under ASGI (daphne). Django would read a plain iterator to its end before sending a byte
-    (StreamingHttpResponse.__aiter__), which makes ``follow`` wait for the end of the task; this one sends each
-    poll's lines as they come, reads files and the database in worker threads, and stops when the client leaves
-    (Django cancels it)."""
-    follower = logs.LogFollower(logs.path_for(te))
-    poll = sync_to_async(follower.poll, thread_sensitive=False)
-    ended_without_file = database_sync_to_async(_ended_without_file)
-    while True:
-        for chunk in _chunks(await poll(), offset, fmt):
-            yield chunk
-        if follower.finished or not follow or await ended_without_file(te, follower):
-            return
-        await asyncio.sleep(FOLLOW_POLL_SECONDS)
-
-
 class _LogsNegotiation(DefaultContentNegotiation):
     """``format`` is this route's own parameter (raw or json). DRF would take it as its renderer override and answer
     404 to ``format=raw``; the logs are the view's own streamed response, and errors are always JSON."""
@@ -206,19 +142,14 @@ class TaskLogsView(GoferAPIView):
         run = services.get_run(self.pipeline, run_id)
         te = services.get_task_execution(run, task_id)
         offset = parse_int(request.query_params.get("offset"), "offset", 0, 0)
-        fmt = request.query_params.get("format") or "raw"
-        if fmt not in {"raw", "json"}:
-            raise ValidationFailed("format: must be raw or json", field="format")
+        fmt = logs.parse_format(request.query_params.get("format"))
         follow = parse_bool(request.query_params.get("follow"), "follow")
         services.check_logs_readable(te)
-        if te.state == TaskExecutionState.COMPLETE and not logs.path_for(te).exists():
-            # Finished without ever writing a line (skipped, or failed before it started): 410, as the websocket says.
-            services.check_logs_readable(te, finished_without_file=True)
         content_type = "application/x-ndjson" if fmt == "json" else "text/plain; charset=utf-8"
         if isinstance(request._request, ASGIRequest):
-            body: Any = _log_lines_async(te, offset, fmt, follow)
+            body: Any = logs.abody(te, offset, fmt, follow)
         else:
-            body = _log_lines(te, offset, fmt, follow)
+            body = logs.body(te, offset, fmt, follow)
         return StreamingHttpResponse(body, content_type=content_type)
 
     @extend_schema(operation_id="delete_logs", responses={204: None, 200: UnchangedSerializer}, tags=["Tasks"])
