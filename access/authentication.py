@@ -9,8 +9,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from access import services
-from access.permissions import Principal
-from apiv0.errors import Unauthenticated
+from kernel.errors import Unauthenticated
+from kernel.rbac import Principal
 
 
 class TokenAuthentication(BaseAuthentication):

@@ -1,22 +1,21 @@
-"""Tenant scoping: the one place that turns a principal's roles into what it may see.
+"""Resolving the namespace and pipeline a request names, for a principal, with kernel.scope's SQL filters.
 
-Every read of tenant data starts here: views get their namespace and pipeline through ``get_namespace`` and
-``get_pipeline`` and derive every queryset from those objects; lists of namespaces, pipelines and events come from
-the ``*_for`` functions. Something the principal may not read is reported exactly as something that does not exist
-(404), so ids in other tenants cannot be probed. Something it may read but not change is a 403 that names the
-missing permission.
+Something the principal may not read is reported exactly as something that does not exist (404), so ids in other
+tenants cannot be probed. Something it may read but not change is a 403 that names the missing permission. Lists
+of namespaces and pipelines are querysets filtered in the database (kernel/scope.py), one query whatever the
+number of tenants; a single lookup costs at most two.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, CharField, ExpressionWrapper, Q, QuerySet, Value
 
-from access.choices import Action, Resource
-from access.permissions import Principal
-from apiv0.errors import Forbidden, NotFound
-from events.models import Event
+from kernel import scope as tenancy
+from kernel.choices import Action, Resource
+from kernel.errors import Forbidden, NotFound
+from kernel.rbac import Principal
 from pipelines.models import Namespace, Pipeline
 
 
@@ -36,26 +35,18 @@ def describe(action: str, required: dict[str, str | None]) -> str:
     return f"{action} on {', '.join(parts)}"
 
 
-def can_see_namespace(principal: Principal, namespace_id: str) -> bool:
-    """Whether the principal may read anything at all in the namespace."""
-    return principal.allows(Action.READ, {Resource.NAMESPACES: namespace_id})
-
-
-def can_see_pipeline(principal: Principal, namespace_id: str, pipeline_slug: str) -> bool:
-    return principal.allows(Action.READ, {Resource.NAMESPACES: namespace_id, Resource.PIPELINES: pipeline_slug})
-
-
-def namespace_ids_for(principal: Principal, action: str = Action.READ, resources: Iterable[str] = ()) -> list[str]:
-    """Ids of the namespaces on which ``principal`` may perform ``action`` together with ``resources``."""
-    resources = tuple(resources)
-    ids = Namespace.objects.values_list("id", flat=True)
-    return [ns for ns in ids if principal.allows(action, _required(ns, None, resources))]
+def _flag(condition: Q) -> ExpressionWrapper | Value:
+    """A boolean column for ``condition``; constants for "everything" and "nothing", which SQL cannot select."""
+    if condition == Q():
+        return Value(True, output_field=BooleanField())
+    if condition == tenancy.NOTHING:
+        return Value(False, output_field=BooleanField())
+    return ExpressionWrapper(condition, output_field=BooleanField())
 
 
 def namespaces_for(principal: Principal, action: str = Action.READ, resources: Iterable[str] = ()) -> QuerySet:
-    if principal.superuser:
-        return Namespace.objects.all()
-    return Namespace.objects.filter(id__in=namespace_ids_for(principal, action, resources))
+    """Namespaces on which ``principal`` may perform ``action`` together with ``resources``."""
+    return tenancy.restrict(Namespace.objects.all(), principal, action, resources)
 
 
 def pipelines_for(
@@ -63,15 +54,7 @@ def pipelines_for(
 ) -> QuerySet:
     """Pipelines (in ``namespace``, or in every namespace) on which ``principal`` may perform ``action``."""
     queryset = Pipeline.objects.all() if namespace is None else Pipeline.objects.filter(namespace=namespace)
-    if principal.superuser:
-        return queryset
-    resources = tuple(resources)
-    allowed = [
-        pk
-        for pk, ns, slug in queryset.values_list("pk", "namespace_id", "slug")
-        if principal.allows(action, _required(ns, slug, resources))
-    ]
-    return queryset.filter(pk__in=allowed)
+    return tenancy.restrict(queryset, principal, action, resources)
 
 
 def get_namespace(
@@ -86,19 +69,35 @@ def get_namespace(
 
     Raises NotFound when it does not exist or the principal may not read it; Forbidden when it may read it but lacks
     the permission asked for. ``new_pipeline_slug`` is for registering a config, which may create that pipeline: the
-    permission is then checked against the pipeline id too, whether or not the pipeline exists yet.
+    permission is then checked against the pipeline id too, whether or not the pipeline exists yet. One query.
     """
-    if not can_see_namespace(principal, namespace_id):
+    resources = tuple(resources)
+    rows = Namespace.objects.filter(id=namespace_id)
+    if new_pipeline_slug is None:
+        found = rows.annotate(
+            readable=_flag(Namespace.tenancy.q(principal, Action.READ)),
+            allowed=_flag(Namespace.tenancy.q(principal, action, resources)),
+        ).first()
+    else:
+        # The pipeline may not exist yet: its id is matched as a value, as if it were the row's pipeline.
+        as_pipeline = tenancy.Tenancy(namespace="id", pipeline="new_pipeline_slug")
+        found = (
+            rows.annotate(new_pipeline_slug=Value(new_pipeline_slug, output_field=CharField()))
+            .annotate(
+                readable=_flag(Namespace.tenancy.q(principal, Action.READ)),
+                pipeline_readable=_flag(as_pipeline.q(principal, Action.READ)),
+                allowed=_flag(as_pipeline.q(principal, action, resources)),
+            )
+            .first()
+        )
+    if found is None or not found.readable:
         raise NotFound.of("namespace", namespace_id, field="namespace_id")
-    namespace = Namespace.objects.filter(id=namespace_id).first()
-    if namespace is None:
-        raise NotFound.of("namespace", namespace_id, field="namespace_id")
-    if new_pipeline_slug is not None and not can_see_pipeline(principal, namespace_id, new_pipeline_slug):
+    if new_pipeline_slug is not None and not found.pipeline_readable:
         raise NotFound.of("pipeline", new_pipeline_slug, field="pipeline_id")
-    required = _required(namespace_id, new_pipeline_slug, resources)
-    if not principal.allows(action, required):
+    if not found.allowed:
+        required = _required(namespace_id, new_pipeline_slug, resources)
         raise Forbidden(f"this token lacks permission {describe(action, required)}")
-    return namespace
+    return found
 
 
 def get_pipeline(
@@ -108,20 +107,29 @@ def get_pipeline(
     action: str = Action.READ,
     resources: Iterable[str] = (),
 ) -> Pipeline:
-    """The pipeline, scoped exactly like ``get_namespace``; the missing parent is the one the 404 names."""
-    if not can_see_namespace(principal, namespace_id) or not Namespace.objects.filter(id=namespace_id).exists():
-        raise NotFound.of("namespace", namespace_id, field="namespace_id")
-    if not can_see_pipeline(principal, namespace_id, pipeline_slug):
-        raise NotFound.of("pipeline", pipeline_slug, field="pipeline_id")
-    pipeline = (
-        Pipeline.objects.select_related("namespace").filter(namespace_id=namespace_id, slug=pipeline_slug).first()
+    """The pipeline, scoped exactly like ``get_namespace``; the missing parent is the one the 404 names.
+
+    At most two queries: the pipeline with its namespace; the namespace alone only when the pipeline is not found,
+    to say which of the two is missing.
+    """
+    resources = tuple(resources)
+    found = (
+        Pipeline.objects.select_related("namespace")
+        .filter(namespace_id=namespace_id, slug=pipeline_slug)
+        .annotate(
+            readable=_flag(Pipeline.tenancy.q(principal, Action.READ)),
+            allowed=_flag(Pipeline.tenancy.q(principal, action, resources)),
+        )
+        .first()
     )
-    if pipeline is None:
+    if found is None or not found.readable:
+        # Which parent is missing: the namespace (or one the principal may not read), or the pipeline in it.
+        get_namespace(principal, namespace_id)
         raise NotFound.of("pipeline", pipeline_slug, field="pipeline_id")
-    required = _required(namespace_id, pipeline_slug, resources)
-    if not principal.allows(action, required):
+    if not found.allowed:
+        required = _required(namespace_id, pipeline_slug, resources)
         raise Forbidden(f"this token lacks permission {describe(action, required)}")
-    return pipeline
+    return found
 
 
 def require(principal: Principal, action: str, resources: Iterable[str] = (), *, admin: bool = False) -> None:
@@ -133,26 +141,17 @@ def require(principal: Principal, action: str, resources: Iterable[str] = (), *,
         raise Forbidden(f"this token lacks permission {describe(action, required)}")
 
 
-def events_for(principal: Principal) -> QuerySet:
-    """Events the principal may read: those of namespaces (and pipelines) it can read, plus system events for admins."""
-    queryset = Event.objects.all()
-    if principal.is_admin:
-        return queryset
-    if not principal.allows(Action.READ, {Resource.EVENTS: None}):
-        return queryset.none()
-    visible_ns = namespace_ids_for(principal, Action.READ, (Resource.EVENTS,))
-    # Pipeline-level events need the pipeline to be visible too; namespace-level events (no pipeline) only the
-    # namespace. Slugs come from the events themselves so that a deleted pipeline's events stay readable.
-    visible_pipelines = Q()
-    for ns in visible_ns:
-        slugs = [
-            slug
-            for slug in Event.objects.filter(namespace_id=ns, pipeline_slug__isnull=False)
-            .order_by()
-            .values_list("pipeline_slug", flat=True)
-            .distinct()
-            if principal.allows(Action.READ, _required(ns, slug, (Resource.EVENTS,)))
-        ]
-        if slugs:
-            visible_pipelines |= Q(namespace_id=ns, pipeline_slug__in=slugs)
-    return queryset.filter(Q(namespace_id__in=visible_ns, pipeline_slug__isnull=True) | visible_pipelines)
+def may_on_pipeline(principal: Principal, pipeline: Pipeline, action: str, resources: Iterable[str] = ()) -> bool:
+    """Whether ``principal`` may perform ``action`` with ``resources`` on this (already resolved) pipeline: a second
+    permission a handler needs beyond its route's rule (revealing a secret's value needs write on secrets)."""
+    if principal.superuser:
+        return True
+    return tenancy.restrict(Pipeline.objects.filter(pk=pipeline.pk), principal, action, resources).exists()
+
+
+def require_extension(principal: Principal, extension_id: str, action: str, resources: Iterable[str] = ()) -> None:
+    """Check ``action`` on an extension's own resources (its object store): ``extensions:<regex>`` must match the
+    id. Raises Forbidden naming the permission."""
+    required = {Resource.EXTENSIONS: extension_id, **dict.fromkeys(resources)}
+    if not principal.allows(action, required):
+        raise Forbidden(f"this token lacks permission {describe(action, required)}")

@@ -8,23 +8,21 @@ import re
 import secrets
 import string
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from access.choices import SystemRole, TokenKind
+from access.choices import TokenKind
 from access.models import Role, StaffAccess, SystemPreferences, Token
-from access.permissions import (
-    InvalidPermission,
-    Principal,
-    compile_role,
-    principal_for_roles,
-    validate_permissions,
-)
-from apiv0.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from access.system_roles import SYSTEM_ROLE_PERMISSIONS
 from events import services as events
 from events.choices import EventKind
+from kernel.choices import SystemRole
+from kernel.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from kernel.identifiers import check_identifier
+from kernel.rbac import InvalidPermission, Principal, compile_role, principal_for_roles, validate_permissions
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LENGTH = 40
@@ -37,8 +35,6 @@ AUTH_HEADER = "Authorization"
 
 def ensure_system_roles() -> None:
     """Create the system roles and the system preferences row if missing (the data migration does it first)."""
-    from access.permissions import SYSTEM_ROLE_PERMISSIONS
-
     for role_id, (description, permissions) in SYSTEM_ROLE_PERMISSIONS.items():
         Role.objects.update_or_create(
             id=str(role_id), defaults={"description": description, "permissions": permissions, "system_role": True}
@@ -115,6 +111,14 @@ def revoke_run_token(run: Any) -> None:
     if run.token_id is not None or run.token_secret:
         type(run).objects.filter(pk=run.pk).update(token=None, token_secret=None)
         run.token_id, run.token_secret = None, None
+
+
+@transaction.atomic
+def revoke_tokens(token_ids: Iterable[Any]) -> int:
+    """Delete these tokens at once (a run's token when its run is deleted); returns how many existed. They stop
+    working with the transaction's commit."""
+    _, per_model = Token.objects.filter(pk__in=list(token_ids)).delete()
+    return per_model.get(Token._meta.label, 0)
 
 
 def principal_for_user(user: Any) -> Principal:
@@ -255,7 +259,6 @@ def _check_role_fields(description: Any, permissions: Any) -> list[dict[str, lis
 
 @transaction.atomic
 def create_role(role_id: str, description: str, permissions: list) -> Role:
-    from pipelines.validation import check_identifier
 
     check_identifier(role_id, "id", max_length=64, allow_underscore=True)
     normalised = _check_role_fields(description, permissions)

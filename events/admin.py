@@ -1,4 +1,4 @@
-"""The event log in the operators' console: read-only, scoped by ``access.scope.events_for``.
+"""The event log in the operators' console: read-only, scoped like ``events.services.visible_events``.
 
 Events without a namespace (tokens, roles, system) are visible to admins only, as in the API. Deleting an event
 needs the admin role and goes through ``events.services.delete_event``.
@@ -11,16 +11,16 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from access.admin import NamespacedAdminMixin, ThroughServicesMixin, pretty_json
-from access.choices import Action
+from console.mixins import NamespacedAdminMixin, ThroughServicesMixin, pretty_json
 from events import services
 from events.models import Event
+from kernel.choices import Action, Resource
 
 
 @admin.register(Event)
 class EventAdmin(NamespacedAdminMixin, ThroughServicesMixin, admin.ModelAdmin):
-    scope_kind = NamespacedAdminMixin.EVENT
-    scope_path = "pk"
+    scope_resources = (Resource.EVENTS,)
+    scope_admin_writes = True
     list_display = ("id", "kind", "emitted", "namespace_id", "pipeline_slug", "run_number", "short_details")
     list_filter = ("kind", "namespace_id")
     search_fields = ("kind", "namespace_id", "pipeline_slug", "run_number__exact")

@@ -20,12 +20,11 @@ from channels.db import database_sync_to_async
 from django.db.models import Q
 from django.utils import timezone
 
-from access import scope
-from access.choices import Action, Resource
-from access.permissions import Principal
-from apiv0.errors import GoferError, ValidationFailed
-from apiv0.websockets import GoferWebsocketConsumer, principal_from_scope
-from events.services import EVENTS_GROUP, as_api
+from events.services import EVENTS_GROUP, as_api, visible_events
+from kernel.api.views import rule
+from kernel.api.websockets import GoferWebsocketConsumer
+from kernel.choices import Action, Resource
+from kernel.errors import GoferError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -36,21 +35,15 @@ HISTORY_PAGE = 200
 SCOPE_REFRESH_SECONDS = 30
 
 
-def _authorize(scope_: dict[str, Any]) -> Principal:
-    principal = principal_from_scope(scope_)
-    scope.require(principal, Action.READ, (Resource.EVENTS,))
-    return principal
-
-
 class EventsConsumer(GoferWebsocketConsumer):
-    async def connect(self) -> None:
-        await self.accept()
+    rule = rule(Action.READ, Resource.EVENTS)
+
+    async def open(self) -> None:
         try:
             self.history = self.bool_param("history", False)
             self.reverse = self.bool_param("reverse", False)
             if self.reverse and not self.history:
                 raise ValidationFailed("reverse: only with history=true (live events arrive in order)", field="reverse")
-            self.principal = await database_sync_to_async(_authorize)(self.scope)
         except GoferError as error:
             await self.fail(error)
             return
@@ -65,7 +58,7 @@ class EventsConsumer(GoferWebsocketConsumer):
             wake.set()
 
     def _visible(self) -> Any:
-        return scope.events_for(self.principal)
+        return visible_events(self.principal)
 
     def _since(self, cursor: int, visible: Any) -> list[Any]:
         window = timezone.now() - dt.timedelta(seconds=LOOKBACK_SECONDS)

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from events.choices import EventKind
+from kernel.scope import Tenancy
 
 
 class Event(models.Model):
@@ -23,6 +24,9 @@ class Event(models.Model):
     namespace_id = models.CharField(max_length=32, null=True, blank=True, db_index=True)
     pipeline_slug = models.CharField(max_length=32, null=True, blank=True)
     run_number = models.PositiveBigIntegerField(null=True, blank=True)
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace_id", pipeline="pipeline_slug", pipeline_optional=True)
 
     class Meta:
         ordering = ["id"]

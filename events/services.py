@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import QuerySet
 
-from apiv0.errors import NotFound
-from apiv0.fields import epoch_ms
 from events.choices import EventKind
 from events.models import Event
+from kernel import scope
+from kernel.choices import Action, Resource
+from kernel.errors import NotFound
+from kernel.rbac import Principal
+from kernel.times import epoch_ms
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,12 @@ def delete_event(event_id: int) -> None:
         raise NotFound.of("event", event_id, field="event_id")
 
 
+def prune_events(*, before: dt.datetime) -> int:
+    """Delete every event emitted before ``before`` (retention); returns how many."""
+    deleted, _ = Event.objects.filter(emitted__lt=before).delete()
+    return deleted
+
+
 def _wake_listeners(event_id: int) -> None:
     layer = get_channel_layer()
     if layer is None:
@@ -60,6 +71,13 @@ def _wake_listeners(event_id: int) -> None:
     except Exception:
         # Listeners also poll; a broken channel layer delays them, it must never fail the state change itself.
         logger.warning("could not broadcast event %s to the channel layer", event_id, exc_info=True)
+
+
+def visible_events(principal: Principal) -> QuerySet:
+    """Events the principal may read: those of namespaces (and pipelines) it can read events in, plus, for admins,
+    system events (which have no namespace). Deleted pipelines' events stay readable: the match is on the ids the
+    events carry, not on rows that still exist."""
+    return scope.restrict(Event.objects.all(), principal, Action.READ, (Resource.EVENTS,))
 
 
 def as_api(event: Event) -> dict[str, Any]:

@@ -9,11 +9,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - Django must be set up first
 
-from apiv0 import daphne_streaming  # noqa: E402
-from apiv0.websockets import origin_validator  # noqa: E402
 from gofer_site.routing import websocket_urlpatterns  # noqa: E402
+from kernel.api import daphne_streaming  # noqa: E402
+from kernel.api.websockets import origin_validator  # noqa: E402
 
-# Large uploads and downloads must not pass through daphne's unbounded buffers (apiv0/daphne_streaming.py).
+# Large uploads and downloads must not pass through daphne's unbounded buffers (kernel/api/daphne_streaming.py).
 daphne_streaming.install()
 
 application = ProtocolTypeRouter(

@@ -83,7 +83,7 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-# Keys for secrets and stored credentials (secretstore/crypto.py). Empty: a key generated once into $GOFER_HOME.
+# Keys for secrets and stored credentials (kernel/encryption.py). Empty: a key generated once into $GOFER_HOME.
 GOFER_ENCRYPTION_KEY = env("GOFER_ENCRYPTION_KEY")
 DEBUG = envbool("GOFER_DEBUG", False)
 
@@ -116,7 +116,8 @@ INSTALLED_APPS = [
     "channels",
     "django_q",
     # Gofer's own apps. Each owns one concept; see docs/architecture.md.
-    "apiv0",
+    "kernel",
+    "console",
     "access",
     "events",
     "pipelines",
@@ -128,7 +129,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "apiv0.middleware.RequestIdMiddleware",
+    "kernel.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -236,7 +237,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "apiv0.errors.exception_handler",
+    "EXCEPTION_HANDLER": "kernel.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -266,7 +267,7 @@ GOFER_GLOBAL_RUN_TIMEOUT = envint("GOFER_GLOBAL_RUN_TIMEOUT", 24 * 3600, minimum
 GOFER_ALLOW_ANONYMOUS = envbool("GOFER_ALLOW_ANONYMOUS", True)
 GOFER_SANDBOX = envbool("GOFER_SANDBOX", False)
 
-# --- The orchestrator (runs/engine.py) -------------------------------------------------------------------------------
+# --- The orchestrator (runs/engine/) -------------------------------------------------------------------------------
 # A worker holds a task execution's lease while it drives it and renews it every couple of seconds; when a worker
 # dies, the reconciler re-drives the task execution once the lease has lapsed.
 GOFER_LEASE_SECONDS = envint("GOFER_LEASE_SECONDS", 30, minimum=2)
@@ -277,6 +278,8 @@ GOFER_ALLOW_ATTACH = envbool("GOFER_ALLOW_ATTACH", True)
 
 # --- Schedulers (container engines) ------------------------------------------------------------------------------
 GOFER_SCHEDULER = env("GOFER_SCHEDULER", "docker")
+# The in-memory engine (runs/schedulers/memory.py) runs tasks as threads in a shell subset: tests and development only.
+GOFER_DEV_SCHEDULERS = envbool("GOFER_DEV_SCHEDULERS", False)
 # Docker: the engine comes from DOCKER_HOST (docker.from_env); "" keeps Docker's default network.
 GOFER_DOCKER_NETWORK_MODE = env("GOFER_DOCKER_NETWORK_MODE", "")
 GOFER_DOCKER_INIT = envbool("GOFER_DOCKER_INIT", True)

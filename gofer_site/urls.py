@@ -20,5 +20,5 @@ urlpatterns = [
     path("api/", include((api_patterns, "api"))),
 ]
 
-handler404 = "apiv0.handlers.not_found"
-handler500 = "apiv0.handlers.server_error"
+handler404 = "kernel.api.handlers.not_found"
+handler500 = "kernel.api.handlers.server_error"

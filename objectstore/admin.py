@@ -16,8 +16,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 
-from access.admin import NamespacedAdminMixin, SuperuserOnlyMixin, ThroughServicesMixin
-from access.choices import Action, Resource
+from console.mixins import NamespacedAdminMixin, SuperuserOnlyMixin, ThroughServicesMixin
+from kernel.choices import Action, Resource
 from objectstore import services
 from objectstore.models import ExtensionObject, PipelineObject, RunObject, StoredObject
 

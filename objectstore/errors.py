@@ -1,8 +1,8 @@
-"""Errors of the object store. All are GoferErrors, so the API renders them in the usual shape."""
+"""Errors of the object store. All are domain errors, so the API renders them in the usual shape."""
 
 from __future__ import annotations
 
-from apiv0.errors import GoferError, NotFound
+from kernel.errors import Gone, LengthRequired, NotFound, TooLarge
 
 
 class ObjectNotFound(NotFound):
@@ -11,29 +11,23 @@ class ObjectNotFound(NotFound):
     code = "not_found"
 
 
-class RunObjectsExpired(ObjectNotFound):
-    """The run's objects were deleted by run-object expiry: they existed once and will not come back (410)."""
+class RunObjectsExpired(Gone, ObjectNotFound):
+    """The run's objects were deleted by run-object expiry: they existed once and will not come back (410, Gone
+    first in its bases). Still an ObjectNotFound, for code that asks whether an object can be read."""
 
-    status = 410
     code = "objects_expired"
 
 
-class ObjectTooLarge(GoferError):
+class ObjectTooLarge(TooLarge):
     """An object is larger than the reader accepts (``read_pipeline_object``/``read_run_object``' ``max_bytes``)."""
 
-    status = 413
     code = "object_too_large"
 
 
-class BodyTooLarge(GoferError):
+class BodyTooLarge(TooLarge):
     """An upload is larger than ``GOFER_OBJECT_MAX_BYTES``. Nothing was stored."""
 
-    status = 413
     code = "body_too_large"
 
 
-class LengthRequired(GoferError):
-    """A chunked upload reached a WSGI server, where Django cannot see a body without Content-Length."""
-
-    status = 411
-    code = "length_required"
+__all__ = ["BodyTooLarge", "LengthRequired", "ObjectNotFound", "ObjectTooLarge", "RunObjectsExpired"]

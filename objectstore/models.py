@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from kernel.scope import Tenancy
 from pipelines.models import Namespace, Pipeline
 from runs.models import Run
 
@@ -41,6 +42,9 @@ class PipelineObject(StoredObject):
     namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="+")
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stored_objects")
 
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace__id", pipeline="pipeline__slug")
+
     class Meta:
         ordering = ["pipeline_id", "created", "id"]
         verbose_name = "pipeline object"
@@ -54,6 +58,9 @@ class RunObject(StoredObject):
     namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="+")
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="stored_objects")
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace__id", pipeline="pipeline__slug")
 
     class Meta:
         ordering = ["run_id", "created", "id"]

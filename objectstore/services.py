@@ -12,7 +12,8 @@ Guarantees that hold for every scope:
   at. (A crash between commit and delete leaves an unreferenced blob, which is harmless.)
 
 Pipeline objects are also bound by ``GOFER_PIPELINE_OBJECT_LIMIT``: a put that takes the count above it evicts the
-least recently stored objects. Run objects expire with ``expire_run_objects``, which the run engine calls.
+least recently stored objects. Run objects expire with ``expire_run_objects`` when a newer run is admitted
+(``on_run_admitted``).
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from access import scope as access_scope
-from access.choices import Resource
-from access.permissions import Principal
-from apiv0.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from access import services as access
+from kernel.choices import Resource
+from kernel.errors import Conflict, NotFound, ValidationFailed
+from kernel.identifiers import check_identifier
+from kernel.rbac import Principal
 from objectstore.backends import CHUNK_SIZE, BlobNotFound, BlobReader, get_backend
 from objectstore.errors import BodyTooLarge, ObjectNotFound, ObjectTooLarge, RunObjectsExpired
 from objectstore.models import KEY_MAX_LENGTH, ExtensionObject, PipelineObject, RunObject, StoredObject
 from pipelines.models import Namespace, Pipeline
-from pipelines.validation import check_identifier
 from runs.choices import RunState
 from runs.models import Run
 
@@ -448,9 +450,7 @@ def check_extension_access(principal: Principal, extension_id: object, action: s
     The id is not checked against an extension registry yet (there is none): any valid id has a store.
     """
     extension_id = validate_extension_id(extension_id)
-    required = {Resource.EXTENSIONS: extension_id, Resource.OBJECTS: None}
-    if not principal.allows(action, required):
-        raise Forbidden(f"this token lacks permission {access_scope.describe(action, required)}")
+    access_scope.require_extension(principal, extension_id, action, (Resource.OBJECTS,))
     return extension_id
 
 
@@ -485,6 +485,12 @@ def delete_extension_objects(extension_id: str) -> int:
 
 
 # --- deletion of namespaces and pipelines ---------------------------------------------------------------------------
+
+
+def on_run_admitted(sender: object, run: Run, **kwargs: Any) -> None:
+    """A new run expires the objects of its pipeline's older runs, and revokes those runs' tokens with them."""
+    for expired in expire_run_objects(run.pipeline):
+        access.revoke_run_token(expired)
 
 
 def on_namespace_deleting(sender: object, namespace: Namespace, **kwargs: Any) -> None:

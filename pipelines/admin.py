@@ -2,7 +2,7 @@
 
 Everything the engine owns is read-only. Namespaces are created, renamed and deleted through the services; pipelines
 are enabled, disabled and deleted through them; a config version is deployed or deleted through them. Scoping for
-non-superuser staff comes from ``access.admin.NamespacedAdminMixin``.
+non-superuser staff comes from ``console.mixins.NamespacedAdminMixin``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 
-from access import scope
-from access.admin import (
+from console.mixins import (
     REDACTED,
     NamespacedAdminMixin,
     ReadOnlyInlineMixin,
@@ -28,12 +27,16 @@ from access.admin import (
     principal_of,
     report,
 )
-from access.choices import Action, Resource
-from apiv0.errors import GoferError, ValidationFailed
+from events.models import Event
+from kernel import scope as tenancy
+from kernel.choices import Action, Resource
+from kernel.errors import GoferError, ValidationFailed
+from kernel.fields import EncryptedJSONField
+from kernel.identifiers import check_identifier
 from pipelines import services
 from pipelines.choices import ConfigState, PipelineState
 from pipelines.models import Deployment, Namespace, Pipeline, PipelineConfig, Task
-from pipelines.validation import check_identifier
+from pipelines.taskspec import TaskSpec
 
 CONFIGS = (Resource.CONFIGS,)
 DEPLOYMENTS = (Resource.DEPLOYMENTS,)
@@ -68,7 +71,6 @@ class NamespaceForm(forms.ModelForm):
 
 class PipelineInline(NamespacedAdminMixin, ReadOnlyInlineMixin, admin.TabularInline):
     model = Pipeline
-    scope_path = "pk"
     fields = ("pipeline_link", "state", "last_config_version", "last_run_number", "modified")
     readonly_fields = fields
     verbose_name_plural = "pipelines"
@@ -82,8 +84,6 @@ class PipelineInline(NamespacedAdminMixin, ReadOnlyInlineMixin, admin.TabularInl
 class NamespaceAdmin(NamespacedAdminMixin, ThroughServicesMixin, admin.ModelAdmin):
     """Namespaces (tenants). Creating, renaming and deleting need the admin role, as in the API."""
 
-    scope_kind = NamespacedAdminMixin.NAMESPACE
-    scope_path = "pk"
     form = NamespaceForm
     list_display = ("id", "name", "pipeline_count", "created", "modified")
     search_fields = ("id", "name", "description")
@@ -95,7 +95,7 @@ class NamespaceAdmin(NamespacedAdminMixin, ThroughServicesMixin, admin.ModelAdmi
         principal = principal_of(request)
         if principal.superuser:
             return queryset.annotate(_pipelines=Count("pipelines"))
-        visible = scope.pipelines_for(principal).values("pk")
+        visible = tenancy.restrict(Pipeline.objects.all(), principal, Action.READ).values("pk")
         return queryset.annotate(_pipelines=Count("pipelines", filter=Q(pipelines__in=visible)))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -170,7 +170,6 @@ def _live_version() -> Subquery:
 class PipelineAdmin(NamespacedAdminMixin, ThroughServicesMixin, admin.ModelAdmin):
     """Pipelines: created by registering a config (API); enabled, disabled and deleted here through the services."""
 
-    scope_path = "pk"
     list_display = ("slug", "namespace", "state", "live_version", "last_config_version", "run_count", "modified")
     list_filter = ("state", ("namespace", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("namespace",)
@@ -205,11 +204,8 @@ class PipelineAdmin(NamespacedAdminMixin, ThroughServicesMixin, admin.ModelAdmin
 
     @admin.display(description="see also")
     def related(self, pipeline: Pipeline) -> str:
-        from events.models import Event
-        from runs.models import Run
-
         links = [
-            changelist_link(Run, "runs", pipeline__id__exact=pipeline.pk),
+            changelist_link("runs.Run", "runs", pipeline__id__exact=pipeline.pk),
             changelist_link(Deployment, "deployments", pipeline__id__exact=pipeline.pk),
             changelist_link(Event, "events", namespace_id=pipeline.namespace_id, pipeline_slug=pipeline.slug),
         ]
@@ -242,16 +238,47 @@ class PipelineAdmin(NamespacedAdminMixin, ThroughServicesMixin, admin.ModelAdmin
 # --- Config versions and their tasks ----------------------------------------------------------------------------------
 
 
-class TaskInline(NamespacedAdminMixin, ReadOnlyInlineMixin, admin.TabularInline):
-    model = Task
-    scope_path = "config__pipeline"
-    scope_resources = CONFIGS
-    fields = ("slug", "image", "depends_on", "command", "timeout", "registry_auth_display", "inject_api_token")
-    readonly_fields = fields
+def _task_display(name: str) -> tuple[str, Any]:
+    """How the admin shows task spec field ``name``: (the admin field name, a display method or None). JSON is
+    pretty-printed and credentials are redacted; the rest is shown as stored."""
+    column = TaskSpec.column(name)
+    model_field = Task._meta.get_field(column)
+    if isinstance(model_field, EncryptedJSONField):
 
-    @admin.display(description="registry auth")
-    def registry_auth_display(self, task: Task) -> str:
-        return _registry_auth(task.registry_auth)
+        def show(self: Any, task: Task) -> str:
+            return _registry_auth(getattr(task, column))
+
+    elif isinstance(model_field, JSONField):
+
+        def show(self: Any, task: Task) -> str:
+            return pretty_json(getattr(task, column))
+
+    else:
+        return column, None
+    show.short_description = name.replace("_", " ")  # type: ignore[attr-defined]
+    return f"{column}_display", show
+
+
+class TaskSpecDisplays:
+    """Display methods for the task spec's fields, generated: a new task field appears in the admin by itself."""
+
+
+TASK_FIELDS: list[str] = []
+TASK_LISTED: list[str] = []
+for _name, _field in TaskSpec.fields():
+    _admin_name, _method = _task_display(_name)
+    if _method is not None:
+        setattr(TaskSpecDisplays, _admin_name, _method)
+    TASK_FIELDS.append(_admin_name)
+    if _field.listed or _name == "registry_auth":
+        TASK_LISTED.append(_admin_name)
+
+
+class TaskInline(TaskSpecDisplays, NamespacedAdminMixin, ReadOnlyInlineMixin, admin.TabularInline):
+    model = Task
+    scope_resources = CONFIGS
+    fields = tuple(TASK_LISTED)
+    readonly_fields = fields
 
 
 @admin.register(PipelineConfig)
@@ -325,10 +352,10 @@ class PipelineConfigAdmin(NamespacedAdminMixin, ThroughServicesMixin, admin.Mode
 
 
 @admin.register(Task)
-class TaskAdmin(NamespacedAdminMixin, admin.ModelAdmin):
-    """Task definitions of config versions: read-only, registry passwords never shown."""
+class TaskAdmin(TaskSpecDisplays, NamespacedAdminMixin, admin.ModelAdmin):
+    """Task definitions of config versions: read-only, registry passwords never shown. Fields come from the task
+    spec (pipelines/taskspec.py)."""
 
-    scope_path = "config__pipeline"
     scope_resources = CONFIGS
     list_display = ("slug", "config", "image", "position", "timeout", "inject_api_token")
     list_filter = (
@@ -338,37 +365,8 @@ class TaskAdmin(NamespacedAdminMixin, admin.ModelAdmin):
     )
     list_select_related = ("config__pipeline",)
     search_fields = ("slug", "image", "config__pipeline__slug", "config__namespace__id")
-    fields = (
-        "config",
-        "slug",
-        "position",
-        "description",
-        "image",
-        "registry_auth_display",
-        "depends_on_display",
-        "variables_display",
-        "entrypoint",
-        "command",
-        "inject_api_token",
-        "always_pull_newest_image",
-        "timeout",
-        "cpu",
-        "memory",
-        "logging",
-    )
+    fields = ("config", "position", *TASK_FIELDS)
     readonly_fields = fields
-
-    @admin.display(description="registry auth")
-    def registry_auth_display(self, task: Task) -> str:
-        return _registry_auth(task.registry_auth)
-
-    @admin.display(description="depends on")
-    def depends_on_display(self, task: Task) -> str:
-        return pretty_json(task.depends_on)
-
-    @admin.display(description="variables")
-    def variables_display(self, task: Task) -> str:
-        return pretty_json(task.variables)
 
 
 # --- Deployments ------------------------------------------------------------------------------------------------------
@@ -401,8 +399,6 @@ class DeploymentAdmin(NamespacedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="events")
     def event_links(self, deployment: Deployment) -> str:
-        from events.models import Event
-
         if not deployment.logs:
             return "-"
         ids = ",".join(str(event_id) for event_id in deployment.logs)

@@ -10,12 +10,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from kernel.scope import Tenancy
 from pipelines.choices import ConfigState, DeploymentState, DeploymentStatus, ParallelismMode, PipelineState
-from secretstore.fields import EncryptedJSONField
-
-DEFAULT_TASK_TIMEOUT = 8 * 3600
-MIN_TASK_TIMEOUT = 5 * 60
-MAX_TASK_TIMEOUT = 8 * 3600
+from pipelines.taskspec import TaskSpec, task_model_fields
 
 
 class Namespace(models.Model):
@@ -26,6 +23,9 @@ class Namespace(models.Model):
     description = models.TextField(blank=True, default="")
     created = models.DateTimeField(default=timezone.now, editable=False)
     modified = models.DateTimeField(default=timezone.now)
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="id")
 
     class Meta:
         ordering = ["id"]
@@ -47,6 +47,9 @@ class Pipeline(models.Model):
     last_config_version = models.PositiveIntegerField(default=0, editable=False)
     last_run_number = models.PositiveBigIntegerField(default=0, editable=False)
     last_deployment_number = models.PositiveIntegerField(default=0, editable=False)
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace__id", pipeline="slug")
 
     class Meta:
         ordering = ["namespace_id", "slug"]
@@ -73,6 +76,9 @@ class PipelineConfig(models.Model):
     registered = models.DateTimeField(default=timezone.now, editable=False)
     deprecated = models.DateTimeField(null=True, blank=True)
 
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace__id", pipeline="pipeline__slug")
+
     class Meta:
         ordering = ["pipeline_id", "version"]
         verbose_name = "pipeline config"
@@ -87,28 +93,21 @@ class PipelineConfig(models.Model):
         return f"{self.pipeline} v{self.version}"
 
 
-class Task(models.Model):
-    """A task definition inside one config version: a container image and how to run it."""
+class Task(
+    type(
+        "TaskFields",
+        (models.Model,),
+        {"__module__": __name__, "Meta": type("Meta", (), {"abstract": True}), **task_model_fields()},
+    )
+):
+    """A task definition inside one config version. Its fields are the task spec's (pipelines/taskspec.py); only
+    where it sits (config, position) is defined here."""
 
     config = models.ForeignKey(PipelineConfig, on_delete=models.CASCADE, related_name="tasks")
-    slug = models.CharField("task id", max_length=64)
     position = models.PositiveIntegerField(default=0, help_text="Order in the registered config.")
-    description = models.TextField(blank=True, default="")
-    image = models.CharField(max_length=512)
-    # {"user": ..., "pass": ...}; encrypted at rest like every stored credential.
-    registry_auth = EncryptedJSONField(null=True, blank=True)
-    # {parent task id: "any" | "success" | "failure"}
-    depends_on = models.JSONField(default=dict, blank=True)
-    # [{"key": ..., "value": ...}] in registration order; keys are upper-cased.
-    variables = models.JSONField(default=list, blank=True)
-    entrypoint = models.JSONField(null=True, blank=True)
-    command = models.JSONField(null=True, blank=True)
-    inject_api_token = models.BooleanField(default=False)
-    always_pull_newest_image = models.BooleanField(default=False)
-    timeout = models.PositiveIntegerField(default=DEFAULT_TASK_TIMEOUT, help_text="Seconds (300 to 28800).")
-    cpu = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True, help_text="CPU cores.")
-    memory = models.PositiveIntegerField(null=True, blank=True, help_text="Memory in MiB.")
-    logging = models.BooleanField(default=True)
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="config__namespace__id", pipeline="config__pipeline__slug")
 
     class Meta:
         ordering = ["config_id", "position"]
@@ -116,6 +115,10 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def spec(self) -> TaskSpec:
+        return TaskSpec.from_row(self)
 
 
 class Deployment(models.Model):
@@ -133,6 +136,9 @@ class Deployment(models.Model):
     status_reason = models.JSONField(null=True, blank=True)
     # Ids of the events emitted while deploying, in order.
     logs = models.JSONField(default=list, blank=True)
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace__id", pipeline="pipeline__slug")
 
     class Meta:
         ordering = ["pipeline_id", "number"]

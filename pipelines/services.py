@@ -9,14 +9,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apiv0.errors import Conflict, NotFound, ValidationFailed
-from apiv0.fields import strict_int
 from events import services as events
 from events.choices import EventKind
+from kernel.errors import Conflict, NotFound, ValidationFailed
+from kernel.identifiers import check_identifier, strict_int
 from pipelines.choices import ConfigState, DeploymentState, DeploymentStatus, PipelineState
 from pipelines.models import Deployment, Namespace, Pipeline, PipelineConfig, Task
-from pipelines.signals import namespace_deleting, pipeline_deleting
-from pipelines.validation import ConfigSpec, check_identifier, parse_config
+from pipelines.signals import config_deleting, namespace_deleting, pipeline_deleting
+from pipelines.validation import ConfigSpec, parse_config
 
 DEFAULT_NAMESPACE = "default"
 
@@ -182,27 +182,7 @@ def register_config(namespace: Namespace, pipeline_slug: str, raw_config: object
         logging=spec.logging,
     )
     Task.objects.bulk_create(
-        [
-            Task(
-                config=config,
-                slug=task.id,
-                position=position,
-                description=task.description,
-                image=task.image,
-                registry_auth=task.registry_auth,
-                depends_on=task.depends_on,
-                variables=task.variables,
-                entrypoint=task.entrypoint,
-                command=task.command,
-                inject_api_token=task.inject_api_token,
-                always_pull_newest_image=task.always_pull_newest_image,
-                timeout=task.timeout,
-                cpu=task.cpu,
-                memory=task.memory,
-                logging=task.logging,
-            )
-            for position, task in enumerate(spec.tasks)
-        ]
+        [Task(config=config, position=position, **task.row_values()) for position, task in enumerate(spec.tasks)]
     )
     events.publish(
         EventKind.REGISTERED_PIPELINE_CONFIG,
@@ -294,8 +274,6 @@ def deploy_config(pipeline: Pipeline, version: int) -> tuple[Deployment, bool]:
 def delete_config(pipeline: Pipeline, version: int) -> None:
     """Delete an old config version. The latest and the live version cannot be deleted (400), nor one that an
     unfinished run still executes (409)."""
-    from runs.choices import UNFINISHED_RUN_STATES
-
     pipeline = Pipeline.objects.select_for_update().get(pk=pipeline.pk)
     config = get_config(pipeline, version)
     latest = PipelineConfig.objects.filter(pipeline=pipeline).aggregate(v=Max("version"))["v"]
@@ -305,8 +283,7 @@ def delete_config(pipeline: Pipeline, version: int) -> None:
         )
     if config.state == ConfigState.LIVE:
         raise ValidationFailed(f"version: {config.version} is live and cannot be deleted", field="version")
-    if config.runs.filter(state__in=UNFINISHED_RUN_STATES).exists():
-        raise Conflict(f"version {config.version} is used by a run that has not finished", field="version")
+    config_deleting.send(sender=PipelineConfig, config=config)
     config.delete()
     events.publish(
         EventKind.DELETED_PIPELINE_CONFIG,

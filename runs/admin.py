@@ -2,7 +2,7 @@
 
 All of it is written by the engine and read-only here. Operators cancel runs and task executions with the actions,
 which call ``runs.services.cancel_run`` / ``cancel_task_execution`` with the staff user's principal, exactly as the
-API's DELETE does. Scoping for non-superuser staff comes from ``access.admin.NamespacedAdminMixin``.
+API's DELETE does. Scoping for non-superuser staff comes from ``console.mixins.NamespacedAdminMixin``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from access.admin import (
+from console.mixins import (
     REDACTED,
     NamespacedAdminMixin,
     ReadOnlyInlineMixin,
@@ -23,7 +23,7 @@ from access.admin import (
     principal_of,
     report,
 )
-from access.choices import Action, Resource
+from kernel.choices import Action, Resource
 from runs import services
 from runs.choices import UNFINISHED_RUN_STATES, RunState, RunStatus
 from runs.models import Run, TaskExecution, TimelineEntry
@@ -95,7 +95,6 @@ class TaskExecutionInline(NamespacedAdminMixin, ReadOnlyInlineMixin, admin.Tabul
 
 class TimelineInline(NamespacedAdminMixin, ReadOnlyInlineMixin, admin.TabularInline):
     model = TimelineEntry
-    scope_path = "run__pipeline"
     scope_resources = RUNS
     fields = ("at", "task_slug", "kind", "message")
     readonly_fields = fields
@@ -277,7 +276,6 @@ class TaskExecutionAdmin(NamespacedAdminMixin, admin.ModelAdmin):
 class TimelineEntryAdmin(NamespacedAdminMixin, admin.ModelAdmin):
     """The orchestrator's own account of each run: read-only."""
 
-    scope_path = "run__pipeline"
     scope_resources = RUNS
     list_display = ("run", "at", "task_slug", "kind", "short_message")
     list_filter = ("kind",)

@@ -7,13 +7,15 @@ class RunsConfig(AppConfig):
     name = "runs"
 
     def ready(self) -> None:
-        from pipelines.signals import namespace_deleting, pipeline_deleting
+        # lazy: receivers import models, which exist only once the app registry is ready.
+        from django_q.signals import post_spawn
+
+        from pipelines.signals import config_deleting, namespace_deleting, pipeline_deleting
         from runs import receivers
 
         namespace_deleting.connect(receivers.on_namespace_deleting, dispatch_uid="runs.namespace_deleting")
         pipeline_deleting.connect(receivers.on_pipeline_deleting, dispatch_uid="runs.pipeline_deleting")
+        config_deleting.connect(receivers.on_config_deleting, dispatch_uid="runs.config_deleting")
         # A worker process that starts (a restart after a crash, above all) asks for a reconciliation at once
         # instead of waiting for the next scheduled one.
-        from django_q.signals import post_spawn
-
         post_spawn.connect(receivers.on_worker_spawned, dispatch_uid="runs.worker_spawned")

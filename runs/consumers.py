@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from access import scope
-from access.choices import Action, Resource
-from apiv0.errors import Forbidden, GoferError
-from apiv0.websockets import GoferWebsocketConsumer, principal_from_scope, query_params
+from kernel.api.views import rule
+from kernel.api.websockets import GoferWebsocketConsumer, query_params
+from kernel.choices import Action, Resource
+from kernel.errors import Forbidden, GoferError
 from runs import logs, services
 from runs.models import TaskExecution
 
@@ -29,26 +28,23 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 
 
-def _task_execution(scope_: dict[str, Any], action: str) -> TaskExecution:
-    """Authenticate and resolve the task execution of a websocket route (sync)."""
-    kwargs = scope_["url_route"]["kwargs"]
-    principal = principal_from_scope(scope_)
-    pipeline = scope.get_pipeline(
-        principal, kwargs["namespace_id"], kwargs["pipeline_id"], action, (Resource.RUNS, Resource.TASK_EXECUTIONS)
-    )
-    run = services.get_run(pipeline, kwargs["run_id"])
+def _task_execution(consumer: GoferWebsocketConsumer) -> TaskExecution:
+    """The task execution a websocket route names, in the pipeline the gate already resolved (sync)."""
+    kwargs = consumer.scope["url_route"]["kwargs"]
+    run = services.get_run(consumer.pipeline, kwargs["run_id"])
     return services.get_task_execution(run, kwargs["task_id"])
 
 
 class TaskLogsConsumer(GoferWebsocketConsumer):
     """``GET (websocket) .../runs/{run_id}/tasks/{task_id}/logs?offset=N&format=raw|json``."""
 
-    async def connect(self) -> None:
-        await self.accept()
+    rule = rule(Action.READ, Resource.RUNS, Resource.TASK_EXECUTIONS)
+
+    async def open(self) -> None:
         try:
             self.fmt = logs.parse_format(query_params(self.scope).get("format"))
             self.offset = self.int_param("offset", 0)
-            self.te = await database_sync_to_async(_task_execution)(self.scope, Action.READ)
+            self.te = await database_sync_to_async(_task_execution)(self)
             await database_sync_to_async(services.check_logs_readable)(self.te)
         except GoferError as error:
             await self.fail(error)
@@ -93,13 +89,14 @@ class TaskAttachConsumer(GoferWebsocketConsumer):
     Needs write permission on the task execution; operators can turn it off with GOFER_ALLOW_ATTACH=false.
     """
 
-    async def connect(self) -> None:
-        await self.accept()
+    rule = rule(Action.WRITE, Resource.RUNS, Resource.TASK_EXECUTIONS)
+
+    async def open(self) -> None:
         try:
             if not settings.GOFER_ALLOW_ATTACH:
                 raise Forbidden("attach is turned off on this server (GOFER_ALLOW_ATTACH)")
             command = query_params(self.scope).get("command", "/bin/sh")
-            self.te = await database_sync_to_async(_task_execution)(self.scope, Action.WRITE)
+            self.te = await database_sync_to_async(_task_execution)(self)
             self.session = await database_sync_to_async(services.attach)(self.te, command)
         except GoferError as error:
             await self.fail(error)

@@ -13,17 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apiv0.errors import GoferError
-from objectstore import services as objects
+from kernel.references import UnresolvedReference, parse_reference
+from kernel.references import resolve as resolve_reference
 from runs.choices import VariableSource
 from runs.variables import RUN_TOKEN_PLACEHOLDER
-from secretstore import services as secrets
-from secretstore.references import parse_reference
-from secretstore.services import SecretResolutionError, SecretStoreUnavailable
-
-# Linux refuses to exec with one environment string over 128 KiB (MAX_ARG_STRLEN, "KEY=value" included): a larger
-# object is refused here with a message naming it, rather than as an obscure container start failure.
-MAX_OBJECT_VARIABLE_BYTES = 128 * 1024 - 256
 
 
 class InterpolationError(Exception):
@@ -58,7 +51,7 @@ def resolve(variables: list[dict[str, Any]], *, run: Any, run_token: str | None)
         if reference is None:
             result.env[key] = value
             continue
-        resolved, is_secret = _resolve_reference(reference.kind, reference.key, key, run.pipeline, run)
+        resolved, is_secret = _resolve_reference(reference, key, run.pipeline, run)
         result.env[key] = resolved
         if is_secret:
             result.secret_values.append(resolved)
@@ -87,30 +80,15 @@ def resolve_settings(values: dict[str, str], *, pipeline: Any) -> Environment:
         if reference is None:
             result.env[key] = value
             continue
-        resolved, is_secret = _resolve_reference(reference.kind, reference.key, key, pipeline, None)
+        resolved, is_secret = _resolve_reference(reference, key, pipeline, None)
         result.env[key] = resolved
         if is_secret:
             result.secret_values.append(resolved)
     return result
 
 
-def _resolve_reference(kind: str, ref_key: str, var_key: str, pipeline: Any, run: Any | None) -> tuple[str, bool]:
+def _resolve_reference(reference: Any, var_key: str, pipeline: Any, run: Any | None) -> tuple[str, bool]:
     try:
-        if kind == "pipeline_secret":
-            return secrets.resolve_pipeline_secret(pipeline, ref_key), True
-        if kind == "global_secret":
-            return secrets.resolve_global_secret(pipeline.namespace_id, ref_key), True
-        if kind == "pipeline_object":
-            data = objects.read_pipeline_object(pipeline, ref_key, MAX_OBJECT_VARIABLE_BYTES)
-            return data.decode("utf-8", errors="replace"), False
-        if kind == "run_object":
-            if run is None:
-                raise InterpolationError(f"{var_key}: run_object{{{{{ref_key}}}}} needs a run; there is none here")
-            data = objects.read_run_object(run, ref_key, MAX_OBJECT_VARIABLE_BYTES)
-            return data.decode("utf-8", errors="replace"), False
-    except (SecretResolutionError, GoferError) as exc:
-        # Object errors are GoferErrors; both kinds of message name the key and never carry a value.
-        message = getattr(exc, "message", None) or str(exc)
-        transient = isinstance(exc, SecretStoreUnavailable)
-        raise InterpolationError(f"variable {var_key}: {message}", transient=transient) from None
-    raise InterpolationError(f"variable {var_key}: unknown reference kind {kind!r}")
+        return resolve_reference(reference, pipeline=pipeline, run=run), reference.is_secret
+    except UnresolvedReference as exc:
+        raise InterpolationError(f"variable {var_key}: {exc.message}", transient=exc.transient) from None

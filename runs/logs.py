@@ -30,7 +30,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from apiv0.errors import ValidationFailed
+from kernel.errors import ValidationFailed
 from runs.schedulers.base import LogLine
 
 TAIL_READ_BYTES = 256 * 1024

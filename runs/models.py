@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from kernel.fields import EncryptedTextField
+from kernel.scope import Tenancy
 from pipelines.models import Namespace, Pipeline, PipelineConfig
 from runs.choices import (
     RunState,
@@ -14,7 +16,6 @@ from runs.choices import (
     TaskExecutionStatus,
     TaskExecutionStatusReason,
 )
-from secretstore.fields import EncryptedTextField
 
 
 class Run(models.Model):
@@ -52,6 +53,9 @@ class Run(models.Model):
     cancel_requested = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=32, choices=RunStatusReason.choices, blank=True, default="")
     cancel_description = models.TextField(blank=True, default="")
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace__id", pipeline="pipeline__slug")
 
     class Meta:
         ordering = ["pipeline_id", "number"]
@@ -97,6 +101,8 @@ class TaskExecution(models.Model):
     lease_expires = models.DateTimeField(null=True, blank=True, editable=False)
     cancel_requested = models.DateTimeField(null=True, blank=True)
     cancel_wait_for = models.PositiveIntegerField(null=True, blank=True)
+    # Who asked: user_cancelled or admin_cancelled (a run's own reason when its cancellation reached this task).
+    cancel_reason = models.CharField(max_length=32, choices=RunStatusReason.choices, blank=True, default="")
     cancel_description = models.TextField(blank=True, default="")
     # Set when the orchestrator decided to stop the container (cancel or timeout): SIGTERM was sent at
     # ``stop_signalled`` and SIGKILL follows at ``stop_deadline`` if it is still running.
@@ -107,6 +113,9 @@ class TaskExecution(models.Model):
     start_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     # Unexpected errors while driving it (a bug, an engine answer we do not understand); bounded, then it fails.
     drive_errors = models.PositiveSmallIntegerField(default=0, editable=False)
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace__id", pipeline="pipeline__slug")
 
     class Meta:
         ordering = ["run_id", "id"]
@@ -124,6 +133,9 @@ class TimelineEntry(models.Model):
     task_slug = models.CharField(max_length=64, blank=True, default="")
     kind = models.CharField(max_length=64)
     message = models.TextField()
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="run__namespace__id", pipeline="run__pipeline__slug")
 
     class Meta:
         ordering = ["run_id", "id"]

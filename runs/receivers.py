@@ -11,10 +11,12 @@ from typing import Any
 
 from django.db import transaction
 
-from access.models import Token
-from runs import logs
-from runs.choices import ACTIVE_TASK_STATES
+from access import services as access
+from kernel.errors import Conflict
+from runs import logs, queue
+from runs.choices import ACTIVE_TASK_STATES, UNFINISHED_RUN_STATES
 from runs.models import Run, TaskExecution
+from runs.schedulers import get_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +27,9 @@ def _release(runs: Any, remove_logs: Any) -> None:
         .exclude(container_id="")
         .values_list("scheduler", "container_id")
     )
-    Token.objects.filter(pk__in=runs.exclude(token=None).values("token_id")).delete()
+    access.revoke_tokens(runs.exclude(token=None).values_list("token_id", flat=True))
 
     def after_commit() -> None:
-        from runs.schedulers import get_scheduler
-
         for scheduler_name, container_id in containers:
             try:
                 scheduler = get_scheduler(scheduler_name or None)
@@ -52,7 +52,11 @@ def on_pipeline_deleting(sender: Any, pipeline: Any, **kwargs: Any) -> None:
     _release(Run.objects.filter(pipeline=pipeline), lambda: logs.delete_pipeline_logs(namespace_id, slug))
 
 
-def on_worker_spawned(sender: Any, proc_name: str = "", **kwargs: Any) -> None:
-    from runs import queue
+def on_config_deleting(sender: Any, config: Any, **kwargs: Any) -> None:
+    """A config version that an unfinished run still executes cannot be deleted (409)."""
+    if Run.objects.filter(config=config, state__in=UNFINISHED_RUN_STATES).exists():
+        raise Conflict(f"version {config.version} is used by a run that has not finished", field="version")
 
+
+def on_worker_spawned(sender: Any, proc_name: str = "", **kwargs: Any) -> None:
     queue.reconcile_now()

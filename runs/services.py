@@ -6,23 +6,26 @@ for a parallelism slot. Admission, task execution and completion happen in worke
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from access.models import SystemPreferences
-from access.permissions import Principal
-from apiv0.errors import Conflict, Gone, NotFound, Unavailable, ValidationFailed
-from apiv0.fields import strict_int
 from events import services as events
 from events.choices import EventKind
+from kernel.errors import Conflict, Gone, NotFound, Unavailable, ValidationFailed
+from kernel.identifiers import strict_int
+from kernel.rbac import Principal
 from pipelines.choices import ConfigState, PipelineState
 from pipelines.models import Pipeline, PipelineConfig
 from pipelines.validation import parse_variables
-from runs import queue
+from runs import logs, queue
 from runs.choices import RunState, RunStatusReason, TaskExecutionState, VariableSource
 from runs.models import Run, TaskExecution, TimelineEntry
+from runs.schedulers import get_scheduler
+from runs.schedulers.base import SchedulerError
 
 
 def run_scope(run: Run) -> dict[str, Any]:
@@ -152,8 +155,9 @@ def cancel_task_execution(principal: Principal, task_execution: TaskExecution, w
     who = f"{principal.name} ({'admin' if principal.is_admin else principal.kind})"
     te.cancel_requested = te.cancel_requested or timezone.now()
     te.cancel_wait_for = wait_for
+    te.cancel_reason = RunStatusReason.ADMIN_CANCELLED if principal.is_admin else RunStatusReason.USER_CANCELLED
     te.cancel_description = f"cancelled by {who}"
-    te.save(update_fields=["cancel_requested", "cancel_wait_for", "cancel_description"])
+    te.save(update_fields=["cancel_requested", "cancel_wait_for", "cancel_reason", "cancel_description"])
     events.publish(
         EventKind.STARTED_TASK_EXECUTION_CANCELLATION,
         {**run_details(te.run), "task_execution_id": te.task_slug, "timeout": wait_for or 0},
@@ -168,8 +172,6 @@ def check_logs_readable(te: TaskExecution) -> None:
     """Raise Gone when this task execution's logs cannot be read: removed, expired, off, or never written (it
     finished without a log file: skipped, or failed before its container started). A task that has not started yet
     is readable: its logs are still to come."""
-    from runs import logs
-
     if te.logs_removed or te.logs_expired:
         why = "expired (log retention)" if te.logs_expired else "removed"
         raise Gone(f"the logs of task {te.task_slug} were {why}", field="task_id")
@@ -185,8 +187,6 @@ def delete_logs(te: TaskExecution) -> bool:
 
     A task that is still running cannot have its logs deleted (409): the worker is appending to them.
     """
-    from runs import logs
-
     te = TaskExecution.objects.select_for_update(of=("self",)).select_related("run", "pipeline").get(pk=te.pk)
     if te.state != TaskExecutionState.COMPLETE:
         raise Conflict(f"task {te.task_slug} is still {te.state}; cancel it or wait for it to finish", field="task_id")
@@ -202,11 +202,6 @@ def delete_logs(te: TaskExecution) -> bool:
 
 def attach(te: TaskExecution, command: str) -> Any:
     """An interactive session running ``command`` inside the task's running container."""
-    import shlex
-
-    from runs.schedulers import get_scheduler
-    from runs.schedulers.base import SchedulerError
-
     te.refresh_from_db()
     if te.state != TaskExecutionState.RUNNING or not te.container_id:
         raise Conflict(f"task {te.task_slug} is not running ({te.state})", field="task_id")

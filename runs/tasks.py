@@ -5,16 +5,16 @@ Never rename these functions without a data migration of django_q's Schedule row
 
 from __future__ import annotations
 
-from runs import engine
+from runs.engine import advancing, driving, reconciling
 
 
 def advance_run(run_pk: int) -> None:
-    engine.advance_run(run_pk)
+    advancing.advance_run(run_pk)
 
 
 def drive_task_execution(task_execution_pk: int) -> None:
-    engine.drive_task_execution(task_execution_pk)
+    driving.drive_task_execution(task_execution_pk)
 
 
 def reconcile() -> dict[str, int]:
-    return engine.reconcile()
+    return reconciling.reconcile()

@@ -17,8 +17,8 @@ from django.contrib import admin
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest
 
-from access.admin import NamespacedAdminMixin, SuperuserOnlyMixin, ThroughServicesMixin, pretty_json
-from access.choices import Action, Resource
+from console.mixins import NamespacedAdminMixin, SuperuserOnlyMixin, ThroughServicesMixin, pretty_json
+from kernel.choices import Action, Resource
 from secretstore import services
 from secretstore.models import GlobalSecret, PipelineSecret
 

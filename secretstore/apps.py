@@ -8,9 +8,14 @@ class SecretstoreConfig(AppConfig):
     verbose_name = "Secret store"
 
     def ready(self) -> None:
+        # lazy: these modules import models, which exist only once the app registry is ready.
+        from kernel import references
         from pipelines.signals import namespace_deleting, pipeline_deleting
-        from secretstore import checks  # noqa: F401 - registers the configuration check
+        from secretstore import checks, resolvers  # noqa: F401 - checks registers the configuration check
         from secretstore.receivers import release_namespace_secrets, release_pipeline_secrets
+
+        references.register(references.ReferenceKind.PIPELINE_SECRET, resolvers.pipeline_secret)
+        references.register(references.ReferenceKind.GLOBAL_SECRET, resolvers.global_secret)
 
         namespace_deleting.connect(release_namespace_secrets, dispatch_uid="secretstore.release_namespace_secrets")
         pipeline_deleting.connect(release_pipeline_secrets, dispatch_uid="secretstore.release_pipeline_secrets")

@@ -29,7 +29,7 @@ import hvac.exceptions
 import requests
 from django.conf import settings
 
-from apiv0.errors import NotFound, Unavailable
+from kernel.errors import NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 

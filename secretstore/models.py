@@ -11,8 +11,9 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from kernel.fields import EncryptedTextField
+from kernel.scope import Tenancy
 from pipelines.models import Namespace, Pipeline
-from secretstore.fields import EncryptedTextField
 
 KEY_MAX_LENGTH = 128
 
@@ -28,6 +29,9 @@ class PipelineSecret(models.Model):
     value = EncryptedTextField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now, editable=False)
     modified = models.DateTimeField(default=timezone.now)
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace__id", pipeline="pipeline__slug")
 
     class Meta:
         ordering = ["pipeline_id", "key"]

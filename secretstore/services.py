@@ -30,11 +30,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from access.choices import Action, Resource
-from access.permissions import Principal
-from apiv0.errors import Conflict, FieldError, Forbidden, GoferError, NotFound, Unavailable, ValidationFailed
+from access import scope
+from kernel import encryption
+from kernel.choices import Action, Resource
+from kernel.errors import Conflict, FieldError, Forbidden, NotFound, TooLarge, Unavailable, ValidationFailed
+from kernel.rbac import Principal
 from pipelines.models import Namespace, Pipeline
-from secretstore import crypto
 from secretstore.backends import (
     VAULT,
     SecretBackend,
@@ -54,8 +55,7 @@ MAX_NAMESPACE_PATTERNS = 100
 MAX_NAMESPACE_PATTERN_LENGTH = 256
 
 
-class ContentTooLarge(GoferError):
-    status = 413
+class ContentTooLarge(TooLarge):
     code = "content_too_large"
 
 
@@ -274,8 +274,7 @@ def get_pipeline_secret(pipeline: Pipeline, key: str) -> PipelineSecret:
 
 def require_reveal_permission(principal: Principal, pipeline: Pipeline) -> None:
     """Reading a value needs *write* on secrets: a read-only member may list key names, never read values."""
-    required = {Resource.NAMESPACES: pipeline.namespace_id, Resource.PIPELINES: pipeline.slug, Resource.SECRETS: None}
-    if not principal.allows(Action.WRITE, required):
+    if not scope.may_on_pipeline(principal, pipeline, Action.WRITE, (Resource.SECRETS,)):
         raise Forbidden(
             "include_secret: reading a secret's value needs write permission on secrets; this token may only list "
             "and read metadata",
@@ -377,7 +376,7 @@ def _read_value(model: type[PipelineSecret] | type[GlobalSecret], pk: int, path:
     """Load and decrypt (or fetch from Vault) one value. Unavailable when no configured key decrypts it."""
     try:
         found = list(model.objects.filter(pk=pk).values_list("value", flat=True))
-    except crypto.DecryptionError:
+    except encryption.DecryptionError:
         raise Unavailable(
             f"secret {path} cannot be decrypted with the configured GOFER_ENCRYPTION_KEY (was an old key removed "
             "before running rotate_encryption_key?)"

@@ -43,3 +43,6 @@ if os.environ.get("GOFER_TEST_REDIS") == "1":
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = Q_CLUSTER["name"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The memory scheduler (runs/schedulers/memory.py), which get_scheduler refuses unless this is set.
+GOFER_DEV_SCHEDULERS = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from access.models import Token
-from apiv0.serializers import EpochMsField, envelope
+from kernel.api.serializers import EpochMsField, envelope
 
 
 class TokenSerializer(serializers.Serializer):

@@ -9,11 +9,11 @@ from rest_framework.response import Response
 
 from access import services
 from access.api import serializers as s
-from access.choices import Action, Resource
 from access.models import Role, SystemPreferences, Token
-from apiv0.pagination import page_from
-from apiv0.serializers import UnchangedSerializer
-from apiv0.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from kernel.api.pagination import page_from
+from kernel.api.serializers import UnchangedSerializer
+from kernel.api.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from kernel.choices import Action, Resource
 
 TOKENS = Resource.TOKENS
 SYSTEM = Resource.SYSTEM

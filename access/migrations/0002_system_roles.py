@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from access.permissions import SYSTEM_ROLE_PERMISSIONS
+from access.system_roles import SYSTEM_ROLE_PERMISSIONS
 
 
 def create_system_roles(apps, schema_editor):

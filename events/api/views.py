@@ -7,13 +7,12 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from access import scope
-from access.choices import Action, Resource
-from apiv0.errors import NotFound
-from apiv0.fields import strict_int
-from apiv0.pagination import page_from, parse_int
-from apiv0.views import GoferAPIView, no_content, ok, rule
 from events import services
+from kernel.api.pagination import page_from, parse_int
+from kernel.api.views import GoferAPIView, no_content, ok, rule
+from kernel.choices import Action, Resource
+from kernel.errors import NotFound
+from kernel.identifiers import strict_int
 
 EventShape = inline_serializer(
     "Event", {"id": serializers.CharField(), "kind": serializers.DictField(), "emitted": serializers.IntegerField()}
@@ -40,7 +39,7 @@ class EventListView(GoferAPIView):
     )
     def get(self, request: Request) -> Response:
         page = page_from(request)
-        queryset = scope.events_for(self.principal)
+        queryset = services.visible_events(self.principal)
         after = request.query_params.get("after")
         if after not in (None, ""):
             queryset = queryset.filter(id__gt=parse_int(after, "after", 0, 0))
@@ -56,7 +55,7 @@ class EventDetailView(GoferAPIView):
         tags=["Events"],
     )
     def get(self, request: Request, event_id: str) -> Response:
-        event = scope.events_for(self.principal).filter(id=_event_id(event_id)).first()
+        event = services.visible_events(self.principal).filter(id=_event_id(event_id)).first()
         if event is None:
             raise NotFound.of("event", event_id, field="event_id")
         return ok({"event": services.as_api(event)})

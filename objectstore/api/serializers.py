@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apiv0.serializers import EpochMsField, envelope
+from kernel.api.serializers import EpochMsField, envelope
 
 
 class ObjectSerializer(serializers.Serializer):

@@ -5,7 +5,7 @@ Uploads are read from the Django request under DRF's (``request._request.read(UP
 the server (docs/objects.md, "Streaming and memory"):
 - ASGI (daphne, ``make run``): Django's ASGIHandler has received the whole body into a SpooledTemporaryFile (memory
   up to FILE_UPLOAD_MAX_MEMORY_SIZE, then a temporary file) before the view runs; reading it is reading that file.
-  apiv0/daphne_streaming.py keeps daphne itself from holding the body in memory first.
+  kernel/api/daphne_streaming.py keeps daphne itself from holding the body in memory first.
 - WSGI: ``read`` pulls from the server's input stream, limited to Content-Length; Django ignores a chunked body
   without Content-Length (it would read zero bytes), so such uploads are refused with 411 rather than stored empty.
 
@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 
-from apiv0.errors import ValidationFailed
+from kernel.errors import ValidationFailed
 from objectstore.errors import LengthRequired
 from objectstore.services import ObjectDownload
 

@@ -15,9 +15,9 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from access.choices import Action, Resource
-from apiv0.pagination import page_from, parse_bool
-from apiv0.views import GoferAPIView, created, no_content, ok, rule
+from kernel.api.pagination import page_from, parse_bool
+from kernel.api.views import GoferAPIView, created, no_content, ok, rule
+from kernel.choices import Action, Resource
 from objectstore import services
 from objectstore.api import serializers as s
 from objectstore.api.streaming import OCTET_STREAM, StreamedBodyParser, download_response, head_response, upload_of

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import typing
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
 
-from apiv0.serializers import EpochMsField, envelope
 from events.models import Event
 from events.services import as_api as event_as_api
+from kernel.api.serializers import EpochMsField, envelope
 from pipelines.models import Deployment, PipelineConfig, Task
-
-REDACTED = "[redacted]"
+from pipelines.taskspec import TaskSpec
 
 
 class NamespaceSerializer(serializers.Serializer):
@@ -36,29 +37,36 @@ class VariableSerializer(serializers.Serializer):
     source = serializers.CharField()
 
 
+def _api_field(name: str, annotation: Any) -> serializers.Field:
+    """The serializer field (for the OpenAPI schema) of a task spec field, from its type."""
+    nullable = type(None) in typing.get_args(annotation)
+    base = next((a for a in typing.get_args(annotation) if a is not type(None)), annotation)
+    origin = typing.get_origin(base) or base
+    if name == "variables":
+        return VariableSerializer(many=True)
+    if origin is bool:
+        return serializers.BooleanField()
+    if origin is int:
+        return serializers.IntegerField(allow_null=nullable)
+    if origin is Decimal:
+        return serializers.FloatField(allow_null=nullable)
+    if origin is list:
+        return serializers.ListField(child=serializers.CharField(), allow_null=nullable)
+    if origin is dict:
+        return serializers.DictField(child=serializers.CharField(), allow_null=nullable)
+    return serializers.CharField(allow_null=nullable)
+
+
 class TaskSerializer(serializers.Serializer):
-    id = serializers.CharField(source="slug")
-    description = serializers.CharField()
-    image = serializers.CharField()
-    registry_auth = serializers.SerializerMethodField()
-    depends_on = serializers.DictField(child=serializers.CharField())
-    variables = serializers.SerializerMethodField()
-    entrypoint = serializers.ListField(child=serializers.CharField(), allow_null=True)
-    command = serializers.ListField(child=serializers.CharField(), allow_null=True)
-    inject_api_token = serializers.BooleanField()
-    always_pull_newest_image = serializers.BooleanField()
-    timeout = serializers.IntegerField()
-    cpu = serializers.FloatField(allow_null=True)
-    memory = serializers.IntegerField(allow_null=True)
-    logging = serializers.BooleanField()
+    """Gofer v0's Task: the task spec's API form (pipelines/taskspec.py), the registry password redacted. Its
+    fields are generated from the spec, for the OpenAPI schema."""
 
-    def get_registry_auth(self, task: Task) -> dict[str, str] | None:
-        if not task.registry_auth:
-            return None
-        return {"user": task.registry_auth.get("user", ""), "pass": REDACTED}
+    def get_fields(self) -> dict[str, serializers.Field]:
+        hints = typing.get_type_hints(TaskSpec)
+        return {name: _api_field(name, hints[name]) for name, _ in TaskSpec.fields()}
 
-    def get_variables(self, task: Task) -> list[dict[str, str]]:
-        return [{"key": v["key"], "value": v["value"], "source": "pipeline_config"} for v in task.variables]
+    def to_representation(self, task: Task | TaskSpec) -> dict[str, Any]:
+        return (task if isinstance(task, TaskSpec) else task.spec).api()
 
 
 class ConfigSerializer(serializers.Serializer):

@@ -6,14 +6,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from access import scope
-from access.choices import Action, Resource
-from apiv0.pagination import page_from
-from apiv0.serializers import UnchangedSerializer
-from apiv0.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from kernel import scope
+from kernel.api.pagination import page_from
+from kernel.api.serializers import UnchangedSerializer
+from kernel.api.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from kernel.choices import Action, Resource
 from pipelines import services
 from pipelines.api import serializers as s
-from pipelines.models import Deployment, PipelineConfig
+from pipelines.models import Deployment, Namespace, PipelineConfig
 
 NS = Resource.NAMESPACES
 PIPELINES = Resource.PIPELINES
@@ -27,7 +27,7 @@ class NamespaceListView(GoferAPIView):
     @extend_schema(operation_id="list_namespaces", responses=s.ListNamespacesResponse, tags=["Namespaces"])
     def get(self, request: Request) -> Response:
         page = page_from(request)
-        namespaces = page.apply(scope.namespaces_for(self.principal), "id")
+        namespaces = page.apply(scope.restrict(Namespace.objects.all(), self.principal, Action.READ), "id")
         return ok({"namespaces": s.NamespaceSerializer(namespaces, many=True).data})
 
     @extend_schema(
@@ -79,7 +79,7 @@ class PipelineListView(GoferAPIView):
     @extend_schema(operation_id="list_pipelines", responses=s.ListPipelinesResponse, tags=["Pipelines"])
     def get(self, request: Request, namespace_id: str) -> Response:
         page = page_from(request)
-        pipelines = page.apply(scope.pipelines_for(self.principal, self.namespace), "slug")
+        pipelines = page.apply(scope.restrict(self.namespace.pipelines.all(), self.principal, Action.READ), "slug")
         return ok({"pipelines": s.PipelineMetadataSerializer(pipelines, many=True).data})
 
 

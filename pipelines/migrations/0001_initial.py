@@ -4,7 +4,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import secretstore.fields
+import kernel.fields
 
 
 class Migration(migrations.Migration):
@@ -160,7 +160,7 @@ class Migration(migrations.Migration):
                 ("position", models.PositiveIntegerField(default=0, help_text="Order in the registered config.")),
                 ("description", models.TextField(blank=True, default="")),
                 ("image", models.CharField(max_length=512)),
-                ("registry_auth", secretstore.fields.EncryptedJSONField(blank=True, null=True)),
+                ("registry_auth", kernel.fields.EncryptedJSONField(blank=True, null=True)),
                 ("depends_on", models.JSONField(blank=True, default=dict)),
                 ("variables", models.JSONField(blank=True, default=list)),
                 ("entrypoint", models.JSONField(blank=True, null=True)),

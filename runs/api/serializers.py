@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apiv0.serializers import EpochMsField, envelope
-from pipelines.api.serializers import VariableSerializer
+from kernel.api.serializers import EpochMsField, envelope
+from pipelines.api.serializers import TaskSerializer, VariableSerializer
+from pipelines.taskspec import TaskSpec
 from runs.choices import VariableSource
 from runs.models import Run, TaskExecution
-
-REDACTED = "[redacted]"
 
 
 def public_variables(variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,11 +87,9 @@ class TaskExecutionSerializer(serializers.Serializer):
     def get_run_id(self, te: TaskExecution) -> int:
         return te.run.number
 
+    @extend_schema_field(TaskSerializer)
     def get_task(self, te: TaskExecution) -> dict[str, Any]:
-        task = dict(te.task)
-        if task.get("registry_auth"):
-            task["registry_auth"] = {"user": task["registry_auth"].get("user", ""), "pass": REDACTED}
-        return task
+        return TaskSpec.from_snapshot(te.task).api()
 
     def get_status_reason(self, te: TaskExecution) -> dict[str, str] | None:
         return _reason(te.status_reason, te.status_description)

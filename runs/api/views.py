@@ -11,10 +11,10 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from access.choices import Action, Resource
-from apiv0.pagination import page_from, parse_bool, parse_int
-from apiv0.serializers import UnchangedSerializer
-from apiv0.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from kernel.api.pagination import page_from, parse_bool, parse_int
+from kernel.api.serializers import UnchangedSerializer
+from kernel.api.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from kernel.choices import Action, Resource
 from runs import logs, services
 from runs.api import serializers as s
 from runs.models import Run, TaskExecution

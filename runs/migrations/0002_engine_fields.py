@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-import secretstore.fields
+import kernel.fields
 
 
 class Migration(migrations.Migration):
@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="run",
             name="token_secret",
-            field=secretstore.fields.EncryptedTextField(blank=True, editable=False, null=True),
+            field=kernel.fields.EncryptedTextField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
             model_name="taskexecution",

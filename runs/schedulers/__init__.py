@@ -17,6 +17,7 @@ SCHEDULERS = {
     "docker": "runs.schedulers.docker.DockerScheduler",
     "nomad": "runs.schedulers.nomad.NomadScheduler",
     "local": "runs.schedulers.local.LocalScheduler",
+    "memory": "runs.schedulers.memory.MemoryScheduler",
 }
 
 
@@ -28,4 +29,13 @@ def get_scheduler(name: str | None = None) -> Scheduler:
         raise ImproperlyConfigured(f"GOFER_SCHEDULER must be one of {', '.join(SCHEDULERS)}, not {name!r}")
     if name == "local" and settings.GOFER_SANDBOX:
         raise ImproperlyConfigured("the local scheduler runs commands on the host and is refused in sandbox mode")
+    if name == "memory":
+        # Tasks as threads of the worker, in a shell subset: for tests only, never for real work.
+        if settings.GOFER_SANDBOX:
+            raise ImproperlyConfigured("the memory scheduler is for tests and is refused in sandbox mode")
+        if not settings.GOFER_DEV_SCHEDULERS:
+            raise ImproperlyConfigured(
+                "the memory scheduler runs tasks as threads of the worker in a shell subset, for tests: "
+                "set GOFER_DEV_SCHEDULERS to use it"
+            )
     return import_string(SCHEDULERS[name])()

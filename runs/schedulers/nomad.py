@@ -32,6 +32,8 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 import nomad
 import nomad.api.exceptions as nomad_exc
 import requests
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect
 from django.conf import settings
 
 from runs.schedulers.base import (
@@ -265,8 +267,6 @@ class NomadExecSession(ExecSession):
         self.exit_code: int | None = None
 
     def send(self, data: bytes) -> None:
-        from websockets.exceptions import ConnectionClosed
-
         try:
             self._ws.send(json.dumps({"stdin": {"data": base64.b64encode(data).decode("ascii")}}))
         except ConnectionClosed as exc:
@@ -274,8 +274,6 @@ class NomadExecSession(ExecSession):
             raise SchedulerError("the Nomad exec session has ended", permanent=True) from exc
 
     def recv(self, timeout: float) -> bytes | None:
-        from websockets.exceptions import ConnectionClosed
-
         if self._ended:
             return None
         deadline = time.monotonic() + timeout
@@ -638,9 +636,6 @@ class NomadScheduler(Scheduler):
 
     def exec(self, handle: str, command: list[str]) -> ExecSession:
         """``command`` inside the running task, over ``/v1/client/allocation/:id/exec`` (a websocket)."""
-        from websockets.exceptions import InvalidHandshake, InvalidStatus
-        from websockets.sync.client import connect
-
         alloc = _newest(self._allocations(handle))
         state = self._alloc_status(alloc).state if alloc is not None else State.PENDING
         if alloc is None or state != State.RUNNING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apiv0.serializers import EpochMsField, envelope
+from kernel.api.serializers import EpochMsField, envelope
 from secretstore.models import PipelineSecret
 
 

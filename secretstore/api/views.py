@@ -10,9 +10,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from access.choices import Action, Resource
-from apiv0.pagination import page_from, parse_bool
-from apiv0.views import GoferAPIView, created, no_content, ok, rule
+from kernel.api.pagination import page_from, parse_bool
+from kernel.api.views import GoferAPIView, created, no_content, ok, rule
+from kernel.choices import Action, Resource
 from secretstore import services
 from secretstore.api import serializers as s
 

@@ -4,7 +4,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import secretstore.fields
+import kernel.fields
 
 
 class Migration(migrations.Migration):
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("key", models.CharField(max_length=128, unique=True)),
                 ("namespaces", models.JSONField(default=list)),
-                ("value", secretstore.fields.EncryptedTextField(blank=True, null=True)),
+                ("value", kernel.fields.EncryptedTextField(blank=True, null=True)),
                 ("created", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
                 ("modified", models.DateTimeField(default=django.utils.timezone.now)),
             ],
@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("key", models.CharField(max_length=128)),
-                ("value", secretstore.fields.EncryptedTextField(blank=True, null=True)),
+                ("value", kernel.fields.EncryptedTextField(blank=True, null=True)),
                 ("created", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
                 ("modified", models.DateTimeField(default=django.utils.timezone.now)),
                 (

@@ -15,9 +15,9 @@ from django.urls import reverse
 
 from access import services as access
 from access.models import Role, StaffAccess, SystemPreferences, Token
-from access.permissions import SYSTEM_PRINCIPAL
-from apiv0.errors import Unavailable
 from events.models import Event
+from kernel.errors import Unavailable
+from kernel.rbac import SYSTEM_PRINCIPAL
 from pipelines.models import Deployment, PipelineConfig
 from runs import services as runs
 from runs.models import TaskExecution

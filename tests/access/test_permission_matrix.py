@@ -7,7 +7,7 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from access.permissions import SYSTEM_PRINCIPAL
+from kernel.rbac import SYSTEM_PRINCIPAL
 from objectstore import services as objects
 from runs import services as runs
 from runs.models import TaskExecution

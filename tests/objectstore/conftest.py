@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from access.permissions import SYSTEM_PRINCIPAL
+from kernel.rbac import SYSTEM_PRINCIPAL
 from runs import services as runs
 from runs.choices import RunState, RunStatus
 from runs.models import Run

@@ -4,7 +4,7 @@ The server is ``daphne gofer_site.asgi:application``, as ``make run`` starts it,
 DJANGO_SETTINGS_MODULE=tests.settings, this session's GOFER_TEST_HOME and this test's database (committed data:
 ``transactional_db``; tests/support/processes.py). The body is generated on the fly and hashed while it is sent and while it is read back, so the
 test process holds one mebibyte at a time too. The server's peak resident memory (VmHWM) must stay far below the
-object's size; without apiv0/daphne_streaming.py, daphne alone holds the whole upload in memory.
+object's size; without kernel/api/daphne_streaming.py, daphne alone holds the whole upload in memory.
 """
 
 from __future__ import annotations

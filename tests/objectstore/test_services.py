@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apiv0.errors import Conflict, ValidationFailed
+from kernel.errors import Conflict, ValidationFailed
 from objectstore import services
 from objectstore.errors import BodyTooLarge, ObjectNotFound, ObjectTooLarge, RunObjectsExpired
 from objectstore.models import PipelineObject, RunObject

@@ -11,8 +11,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, AsyncRequestFactory, RequestFactory
 
-from apiv0 import daphne_streaming
-from apiv0.errors import ValidationFailed
+from kernel.api import daphne_streaming
+from kernel.api.errors import status_of
+from kernel.errors import ValidationFailed
 from objectstore import services
 from objectstore.api.streaming import StreamedBodyParser, download_response, upload_of
 from objectstore.api.views import ObjectsView, PipelineObjectDetailView
@@ -98,7 +99,7 @@ def test_under_wsgi_a_chunked_upload_without_content_length_is_a_411_not_an_empt
 
     with pytest.raises(LengthRequired) as raised:
         upload_of(request)
-    assert raised.value.status == 411
+    assert status_of(raised.value) == 411
     assert raised.value.errors[0].field == "Content-Length"
 
 

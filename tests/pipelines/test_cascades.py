@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from access.permissions import SYSTEM_PRINCIPAL
-from apiv0.errors import NotFound
 from events.models import Event
+from kernel.errors import NotFound
+from kernel.rbac import SYSTEM_PRINCIPAL
 from pipelines.models import Deployment, Namespace, Pipeline, PipelineConfig, Task
 from runs import services as runs
 from runs.models import Run, TaskExecution, TimelineEntry

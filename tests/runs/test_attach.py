@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from access.permissions import SYSTEM_PRINCIPAL
+from kernel.rbac import SYSTEM_PRINCIPAL
 from runs import services as runs
 from runs.models import Run, TaskExecution
 from tests.runs.test_engine_dag import pipeline_with, sh

@@ -8,8 +8,9 @@ import docker
 import pytest
 from django.utils import timezone
 
-from access.permissions import SYSTEM_PRINCIPAL, Principal
+from kernel.rbac import SYSTEM_PRINCIPAL, Principal
 from runs import services as runs
+from runs.engine import reconciling
 from runs.models import Run, TaskExecution
 from tests.runs.test_engine_dag import log_text, pipeline_with, run_to_completion, sh, tasks_of
 
@@ -232,8 +233,6 @@ def test_finished_containers_are_pruned_after_the_configured_delay(engine, setti
     import time
 
     time.sleep(1.5)
-    from runs import engine as orchestrator
-
-    assert orchestrator.reconcile()["pruned_containers"] >= 1
+    assert reconciling.reconcile()["pruned_containers"] >= 1
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(container_id)

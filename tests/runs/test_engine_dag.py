@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from access.permissions import SYSTEM_PRINCIPAL
 from events.models import Event
+from kernel.rbac import SYSTEM_PRINCIPAL
 from pipelines.models import Namespace
 from runs import logs
 from runs import services as runs

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from access.models import Token
-from access.permissions import SYSTEM_PRINCIPAL
+from kernel.rbac import SYSTEM_PRINCIPAL
 from objectstore import services as objects
 from runs import logs
 from runs import services as runs

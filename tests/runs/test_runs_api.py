@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from access.permissions import SYSTEM_PRINCIPAL
 from events.models import Event
+from kernel.rbac import SYSTEM_PRINCIPAL
 from pipelines import services as pipelines
 from pipelines.models import Namespace
 from runs import services as runs

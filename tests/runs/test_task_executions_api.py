@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from access.permissions import SYSTEM_PRINCIPAL
 from events.models import Event
+from kernel.rbac import SYSTEM_PRINCIPAL
 from runs import services as runs
 from runs.models import TaskExecution
 

@@ -17,7 +17,7 @@ import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from access.permissions import SYSTEM_PRINCIPAL
+from kernel.rbac import SYSTEM_PRINCIPAL
 from runs import logs
 from runs import services as runs
 from runs.models import Run, TaskExecution

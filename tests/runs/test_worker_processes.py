@@ -13,10 +13,11 @@ import docker
 import pytest
 from websockets.sync.client import connect
 
-from access.permissions import SYSTEM_PRINCIPAL
+from kernel.rbac import SYSTEM_PRINCIPAL
 from pipelines.models import Pipeline
 from runs import logs
 from runs import services as runs
+from runs.engine import reconciling
 from runs.models import Run, TaskExecution
 from runs.schedulers import get_scheduler
 from tests.conftest import deployed_pipeline, need
@@ -99,11 +100,9 @@ def test_killed_worker_cluster_loses_no_run_no_line_and_runs_the_task_once(real_
 
     second = Worker(workers=2)
     processes.append(second)
-    from runs import engine
-
     def done():
         # What the scheduled reconciler does every minute; called here so the test does not wait for the schedule.
-        engine.reconcile()
+        reconciling.reconcile()
         return Run.objects.get(pk=run.pk).state == "complete"
 
     wait_for(done, 120, "the run to complete after the restart", processes)

@@ -8,7 +8,8 @@ from django.contrib.admin.models import DELETION, LogEntry
 from django.db import connection
 from django.urls import reverse
 
-from secretstore import backends, crypto
+from kernel import encryption
+from secretstore import backends
 from secretstore import services as secrets
 from secretstore.models import GlobalSecret, PipelineSecret
 from tests.access.test_admin import (
@@ -90,7 +91,7 @@ def test_no_page_even_decrypts_a_value(admin_client, data):
         table = connection.ops.quote_name(secret._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(f"UPDATE {table} SET value = %s WHERE id = %s", ["not-a-real-ciphertext", secret.pk])  # noqa: S608
-        with pytest.raises(crypto.DecryptionError):
+        with pytest.raises(encryption.DecryptionError):
             type(secret).objects.get(pk=secret.pk).value  # noqa: B018 - loading it is the point
     for secret in (data["team-a"], data["global"]):
         for url in pages_of(secret):

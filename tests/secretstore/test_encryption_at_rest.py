@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
+from kernel import encryption
 from pipelines.models import Task
-from secretstore import crypto
 from secretstore.models import GlobalSecret, PipelineSecret
 from tests.conftest import simple_config
 from tests.secretstore.conftest import GLOBAL, SECRETS, raw_column
@@ -29,7 +29,7 @@ def giveaways(text: str) -> list[str]:
 
 def assert_ciphertext(stored: str | None, plaintext: str) -> None:
     assert stored is not None
-    assert stored.startswith(crypto.PREFIX)
+    assert stored.startswith(encryption.PREFIX)
     for form in giveaways(plaintext):
         assert form not in stored, form
 
@@ -40,9 +40,9 @@ def test_a_pipeline_secret_is_stored_as_ciphertext(alice, team_a_pipeline):
     stored = raw_column(PipelineSecret, "value", row.pk)
     assert_ciphertext(stored, PLAINTEXT)
     # ... and it is the real thing: it decrypts back, bound to this column.
-    assert crypto.decrypt(stored, "secretstore.PipelineSecret.value") == PLAINTEXT
-    with pytest.raises(crypto.DecryptionError):
-        crypto.decrypt(stored, "secretstore.GlobalSecret.value")
+    assert encryption.decrypt(stored, "secretstore.PipelineSecret.value") == PLAINTEXT
+    with pytest.raises(encryption.DecryptionError):
+        encryption.decrypt(stored, "secretstore.GlobalSecret.value")
 
 
 def test_a_global_secret_is_stored_as_ciphertext(admin):

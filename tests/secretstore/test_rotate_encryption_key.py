@@ -8,8 +8,9 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from kernel import encryption
 from pipelines.models import Task
-from secretstore import crypto, services
+from secretstore import services
 from secretstore.management.commands.rotate_encryption_key import encrypted_columns
 from secretstore.models import GlobalSecret, PipelineSecret
 from tests.conftest import deployed_pipeline, simple_config
@@ -20,7 +21,7 @@ KEY_B = base64.b64encode(b"B" * 32).decode()
 
 
 def key_id(key: str) -> str:
-    return crypto._keys_for(key)[0].key_id
+    return encryption._keys_for(key)[0].key_id
 
 
 def rotate(*args: str) -> str:
@@ -52,7 +53,7 @@ def test_the_command_finds_encrypted_columns_of_every_app():
 def test_after_rotation_only_the_new_key_is_needed(settings, written_with_key_a):
     pipeline = written_with_key_a
     secret = PipelineSecret.objects.get(key="k_1")
-    assert crypto.key_id_of(raw_column(PipelineSecret, "value", secret.pk)) == key_id(KEY_A)
+    assert encryption.key_id_of(raw_column(PipelineSecret, "value", secret.pk)) == key_id(KEY_A)
 
     settings.GOFER_ENCRYPTION_KEY = f"{KEY_B},{KEY_A}"
     output = rotate()
@@ -67,8 +68,8 @@ def test_after_rotation_only_the_new_key_is_needed(settings, written_with_key_a)
     assert services.resolve_global_secret("team-a", "g_1") == "global-value"
     task = Task.objects.get(slug="compile")
     assert task.registry_auth == {"user": "bot", "pass": "registry-pass"}
-    assert crypto.key_id_of(raw_column(Task, "registry_auth", task.pk)) == key_id(KEY_B)
-    assert crypto.key_id_of(raw_column(GlobalSecret, "value", GlobalSecret.objects.get().pk)) == key_id(KEY_B)
+    assert encryption.key_id_of(raw_column(Task, "registry_auth", task.pk)) == key_id(KEY_B)
+    assert encryption.key_id_of(raw_column(GlobalSecret, "value", GlobalSecret.objects.get().pk)) == key_id(KEY_B)
 
 
 def test_running_it_again_changes_nothing(settings, written_with_key_a):
@@ -94,7 +95,7 @@ def test_dry_run_counts_without_writing(settings, written_with_key_a):
     output = rotate("--dry-run")
     assert "secretstore.PipelineSecret.value: 2 scanned, 2 would re-encrypt" in output
     secret = PipelineSecret.objects.get(key="k_1")
-    assert crypto.key_id_of(raw_column(PipelineSecret, "value", secret.pk)) == key_id(KEY_A)
+    assert encryption.key_id_of(raw_column(PipelineSecret, "value", secret.pk)) == key_id(KEY_A)
 
 
 def test_values_no_key_can_decrypt_are_reported_and_left_alone(settings, written_with_key_a):

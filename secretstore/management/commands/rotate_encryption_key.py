@@ -18,8 +18,8 @@ from django.db import models, transaction
 from django.db.models.functions import Cast
 from django.db.models.lookups import Exact
 
-from secretstore import crypto
-from secretstore.fields import EncryptedTextField
+from kernel import encryption
+from kernel.fields import EncryptedTextField
 
 RAW = "_gofer_raw_ciphertext"
 
@@ -69,18 +69,18 @@ def rotate_column(
         with transaction.atomic():
             for pk, raw in batch:
                 report.scanned += 1
-                if not raw or not crypto.needs_reencryption(raw):
+                if not raw or not encryption.needs_reencryption(raw):
                     report.current += 1
                     continue
                 try:
-                    plaintext = crypto.decrypt(raw, context)
-                except crypto.DecryptionError as exc:
+                    plaintext = encryption.decrypt(raw, context)
+                except encryption.DecryptionError as exc:
                     report.failed.append(f"{report.label} pk={pk}: {exc}")
                     continue
                 if dry_run:
                     report.reencrypted += 1
                     continue
-                fresh = crypto.encrypt(plaintext, context)
+                fresh = encryption.encrypt(plaintext, context)
                 # Only if the row still holds what was read: a concurrent write already used the current key.
                 updated = (
                     manager.filter(pk=pk)
@@ -103,7 +103,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, batch_size: int, dry_run: bool, **options: Any) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
-        current = crypto.current_key_id()
+        current = encryption.current_key_id()
         self.stdout.write(f"current key id: {current}{' (dry run: nothing is written)' if dry_run else ''}")
         failures: list[str] = []
         total = 0

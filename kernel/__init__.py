@@ -1,0 +1,1 @@
+"""Gofer's kernel: the bottom layer, which imports no app (docs/architecture.md, "Layers")."""

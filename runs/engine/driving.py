@@ -1,0 +1,346 @@
+"""``drive_task_execution``: one slice of work on one task execution, under its lease.
+
+- **starting** (``processing``): resolves the variables, starts (or adopts) the container on the task execution's
+  engine, records the container id and digest, and ends the step so other ready tasks can start;
+- **watching** (``running``), for one time slice: pumps new log lines to the durable log file (masked), enforces
+  the task timeout and cancellation (SIGTERM, then SIGKILL at the deadline), and on exit records the exit code with
+  the engine's own start and finish times. A container still running at the end of its slice is handed back to the
+  queue, so a handful of workers can watch any number of containers.
+
+The engine that started a task execution drives it to the end: its name is recorded on the task execution before
+the container is asked for, and every later step uses that engine, whatever ``GOFER_SCHEDULER`` says now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from events import services as events
+from events.choices import EventKind
+from pipelines.models import Task
+from pipelines.taskspec import TaskSpec
+from runs import interpolation, logs, queue
+from runs.choices import TaskExecutionState, TaskExecutionStatus, TaskExecutionStatusReason
+from runs.engine import masking
+from runs.engine.leases import Lease, LeaseLost, claim, lease_seconds
+from runs.engine.outcomes import complete_task, te_details
+from runs.models import TaskExecution
+from runs.schedulers import get_scheduler
+from runs.schedulers.base import (
+    LABEL_MANAGED,
+    LABEL_NAMESPACE,
+    LABEL_PIPELINE,
+    LABEL_RUN,
+    LABEL_TASK,
+    LABEL_TASK_EXECUTION,
+    ContainerSpec,
+    EngineUnavailable,
+    NoSuchContainer,
+    RegistryAuth,
+    Scheduler,
+    SchedulerError,
+    State,
+    Status,
+)
+from runs.services import note, run_scope
+
+logger = logging.getLogger(__name__)
+
+MAX_START_ATTEMPTS = 10
+MAX_DRIVE_ERRORS = 5
+LOG_FOLLOW_SECONDS = 1.0
+
+
+def container_name(te: TaskExecution) -> str:
+    """Deterministic per task execution: what makes ``start`` idempotent across workers and crashes."""
+    return f"gofer-{te.namespace_id}-{te.pipeline.slug}-{te.run.number}-{te.task_slug}-{te.pk}"
+
+
+def engine_of(te: TaskExecution) -> Scheduler:
+    """The engine that runs (or will run) ``te``: the one recorded on it, else the configured one."""
+    return get_scheduler(te.scheduler or None)
+
+
+def drive_task_execution(te_pk: int) -> None:
+    """One slice of work on one task execution, under its lease. See the module docstring."""
+    lease = claim(te_pk)
+    if lease is None:
+        return
+    done = False
+    try:
+        te = TaskExecution.objects.select_related("run", "run__pipeline", "pipeline").get(pk=te_pk)
+        if te.state == TaskExecutionState.PROCESSING:
+            # Starting is its own step: hand back right after, so that other ready tasks waiting for a worker start
+            # without waiting for this one's first watch slice.
+            done = _start(te, lease)
+        elif te.state == TaskExecutionState.RUNNING:
+            done = _watch(te, engine_of(te), lease)
+    except LeaseLost:
+        return
+    except EngineUnavailable as exc:
+        logger.warning("engine unavailable while driving task execution %s: %s", te_pk, exc)
+        try:
+            lease.sleep(1)
+        except LeaseLost:
+            return
+    except Exception as exc:
+        done = _drive_failed(te_pk, lease, exc)
+        if not done:
+            return
+    if done:
+        masking.forget(te_pk)
+        queue.advance_run_now(TaskExecution.objects.filter(pk=te_pk).values_list("run_id", flat=True).first())
+    else:
+        _hand_back(lease)
+
+
+def _hand_back(lease: Lease) -> None:
+    """Release the lease and queue the next slice; the grace keeps the reconciler from queueing a second one."""
+    if lease.release(not_before=timezone.now() + dt.timedelta(seconds=lease_seconds() * 2)):
+        queue.task_execution_now(lease.te_pk)
+
+
+def _drive_failed(te_pk: int, lease: Lease, exc: Exception) -> bool:
+    """An unexpected error (a bug, an engine answer we do not understand). The task execution is left where it is
+    and retried when the reconciler next passes; after MAX_DRIVE_ERRORS it fails, its container is killed, and the
+    error is recorded on it rather than only in a log. Returns True when it was failed."""
+    logger.exception("driving task execution %s failed", te_pk)
+    te = TaskExecution.objects.select_related("run", "pipeline").filter(lease.mine()).first()
+    if te is None:
+        return False
+    errors = te.drive_errors + 1
+    if errors < MAX_DRIVE_ERRORS:
+        TaskExecution.objects.filter(lease.mine()).update(
+            drive_errors=errors, lease_owner="", lease_expires=timezone.now()
+        )
+        note(te.run, "internal_error", f"error {errors}/{MAX_DRIVE_ERRORS}, will retry: {exc!r:.300}", te.task_slug)
+        return False
+    if te.container_id:
+        try:
+            engine_of(te).kill(te.container_id)
+        except Exception:
+            logger.warning("could not kill container %s of failed task execution %s", te.container_id, te_pk)
+    return complete_task(
+        te,
+        TaskExecutionStatus.FAILED,
+        TaskExecutionStatusReason.SCHEDULER_ERROR,
+        f"Gofer could not drive this task after {errors} errors; the last: {exc!r:.500}",
+        lease=lease,
+    )
+
+
+# --- starting ---------------------------------------------------------------------------------------------------------
+
+
+def _registry_auth(te: TaskExecution, spec: TaskSpec) -> RegistryAuth | None:
+    """The registry credentials, read from the encrypted task row (snapshots never hold the password)."""
+    if not spec.registry_auth:
+        return None
+    task = Task.objects.filter(config_id=te.run.config_id, slug=te.task_slug).first()
+    if task is None or not task.registry_auth:
+        return None
+    return RegistryAuth(user=task.registry_auth["user"], password=task.registry_auth.get("pass", ""))
+
+
+def _retry_start(te: TaskExecution, lease: Lease, why: str) -> bool:
+    """Count a transient failure to start and back off (renewing the lease while waiting); the caller hands the task
+    execution back to the queue."""
+    attempts = te.start_attempts + 1
+    TaskExecution.objects.filter(lease.mine()).update(start_attempts=attempts)
+    note(te.run, "start_retry", f"{why}; retrying ({attempts}/{MAX_START_ATTEMPTS})", te.task_slug)
+    lease.sleep(min(2**attempts, 30))
+    return False
+
+
+def _start(te: TaskExecution, lease: Lease) -> bool:
+    """Start (or adopt) the container. Returns True if the task execution is complete (it failed to start)."""
+    if te.cancel_requested is not None:
+        return complete_task(
+            te,
+            TaskExecutionStatus.CANCELLED,
+            TaskExecutionStatusReason.CANCELLED,
+            te.cancel_description or "cancelled before it started",
+            lease=lease,
+        )
+    run = te.run
+    try:
+        environment = interpolation.resolve(te.variables, run=run, run_token=run.token_secret)
+    except interpolation.InterpolationError as exc:
+        if exc.transient and te.start_attempts + 1 < MAX_START_ATTEMPTS:
+            return _retry_start(te, lease, str(exc))
+        return complete_task(
+            te, TaskExecutionStatus.FAILED, TaskExecutionStatusReason.FAILED_PRECONDITION, str(exc), lease=lease
+        )
+    spec = TaskSpec.from_snapshot(te.task)
+    container = ContainerSpec(
+        name=container_name(te),
+        image=spec.image,
+        env=environment.env,
+        entrypoint=spec.entrypoint,
+        command=spec.command,
+        registry_auth=_registry_auth(te, spec),
+        always_pull=spec.always_pull_newest_image,
+        labels={
+            LABEL_MANAGED: "true",
+            LABEL_NAMESPACE: te.namespace_id,
+            LABEL_PIPELINE: te.pipeline.slug,
+            LABEL_RUN: str(run.number),
+            LABEL_TASK: te.task_slug,
+            LABEL_TASK_EXECUTION: str(te.pk),
+        },
+        cpu=spec.cpu,
+        memory_mib=spec.memory,
+    )
+    if not te.scheduler:
+        # Recorded before the engine is asked: a worker that dies after asking leaves a container on this engine,
+        # and the next one must look for it there, whatever GOFER_SCHEDULER says by then.
+        te.scheduler = get_scheduler().name
+        TaskExecution.objects.filter(lease.mine()).update(scheduler=te.scheduler)
+    scheduler = engine_of(te)
+    lease.renew()
+    try:
+        # Pulling an image can take longer than a lease: keep it while the engine works.
+        with lease.kept():
+            started = scheduler.start(container)
+    except SchedulerError as exc:
+        if exc.permanent or te.start_attempts + 1 >= MAX_START_ATTEMPTS:
+            return complete_task(
+                te,
+                TaskExecutionStatus.FAILED,
+                TaskExecutionStatusReason.SCHEDULER_ERROR,
+                f"could not start the container: {exc}",
+                lease=lease,
+            )
+        return _retry_start(te, lease, f"engine error: {exc}")
+    with transaction.atomic():
+        updated = TaskExecution.objects.filter(lease.mine(), state=TaskExecutionState.PROCESSING).update(
+            state=TaskExecutionState.RUNNING,
+            container_id=started.handle,
+            image_digest=started.image_digest,
+            started=timezone.now(),
+        )
+        if updated != 1:
+            raise LeaseLost(te.pk)
+        events.publish(EventKind.STARTED_TASK_EXECUTION, te_details(te), **run_scope(run))
+        verb = "adopted existing container" if started.adopted else "started container"
+        note(run, "task_started", f"{verb} {started.handle[:12]} ({started.image_digest or spec.image})", te.task_slug)
+    return False
+
+
+# --- watching ---------------------------------------------------------------------------------------------------------
+
+
+def _stop_if_needed(te: TaskExecution, scheduler: Scheduler, lease: Lease) -> TaskExecution:
+    """Apply cancellation, the task timeout and the SIGKILL deadline. Returns the refreshed task execution."""
+    te.refresh_from_db(
+        fields=[
+            "cancel_requested",
+            "cancel_wait_for",
+            "cancel_reason",
+            "cancel_description",
+            "stop_reason",
+            "stop_signalled",
+            "stop_deadline",
+        ]
+    )
+    now = timezone.now()
+    if te.stop_signalled is None:
+        reason, wait_for = "", 0
+        timeout = TaskSpec.from_snapshot(te.task).timeout or settings.GOFER_MAX_TASK_TIMEOUT
+        if te.cancel_requested is not None:
+            reason = TaskExecutionStatusReason.CANCELLED
+            wait_for = te.cancel_wait_for if te.cancel_wait_for is not None else settings.GOFER_TASK_STOP_TIMEOUT
+        elif te.started is not None and now - te.started > dt.timedelta(seconds=timeout):
+            reason = TaskExecutionStatusReason.TIMEOUT
+            wait_for = min(settings.GOFER_TASK_STOP_TIMEOUT, 30)
+        if reason:
+            deadline = now + dt.timedelta(seconds=wait_for)
+            TaskExecution.objects.filter(lease.mine()).update(
+                stop_reason=reason, stop_signalled=now, stop_deadline=deadline
+            )
+            te.stop_reason, te.stop_signalled, te.stop_deadline = reason, now, deadline
+            what = "cancel requested" if reason == TaskExecutionStatusReason.CANCELLED else f"timeout of {timeout} s"
+            if wait_for == 0:
+                scheduler.kill(te.container_id)
+                note(te.run, "task_stopping", f"{what}: killed (SIGKILL)", te.task_slug)
+            else:
+                scheduler.stop(te.container_id)
+                note(te.run, "task_stopping", f"{what}: SIGTERM, SIGKILL in {wait_for} s", te.task_slug)
+    elif te.stop_deadline is not None and now >= te.stop_deadline:
+        scheduler.kill(te.container_id)
+    return te
+
+
+def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease) -> bool:
+    """Pump logs and watch the container for one slice. Returns True once the task execution is complete."""
+    slice_ends = time.monotonic() + settings.GOFER_DRIVE_SLICE_SECONDS
+    logging_on = TaskSpec.from_snapshot(te.task).logging
+    mask = masking.masker_for(te) if logging_on else None
+    writer = logs.LogWriter(logs.path_for(te)) if logging_on else None
+    try:
+        if writer is not None:
+            writer.__enter__()
+        while True:
+            lease.renew()  # once per round: everything below acts only while this worker owns the task
+            try:
+                te = _stop_if_needed(te, scheduler, lease)
+                if writer is not None:
+                    follow = max(0.0, min(LOG_FOLLOW_SECONDS, slice_ends - time.monotonic()))
+                    writer.append(list(scheduler.logs(te.container_id, writer.cursor, follow_for=follow)), mask)
+                status = scheduler.status(te.container_id)
+            except NoSuchContainer:
+                status = Status(State.MISSING)
+            if status.state == State.EXITED:
+                if writer is not None:
+                    lease.renew()
+                    writer.append(list(scheduler.logs(te.container_id, writer.cursor, follow_for=0)), mask)
+                    writer.finish(status.exit_code)
+                return _record_exit(te, status, lease)
+            if status.state == State.MISSING:
+                if writer is not None:
+                    writer.finish(None, note="the container disappeared from the engine")
+                return complete_task(
+                    te,
+                    TaskExecutionStatus.FAILED,
+                    TaskExecutionStatusReason.ORPHANED,
+                    "the container disappeared from the engine before its result was recorded",
+                    lease=lease,
+                )
+            if time.monotonic() >= slice_ends:
+                return False
+            if writer is None:
+                time.sleep(min(LOG_FOLLOW_SECONDS, max(0.0, slice_ends - time.monotonic())))
+    finally:
+        if writer is not None:
+            writer.__exit__(None, None, None)
+
+
+def _record_exit(te: TaskExecution, status: Status, lease: Lease) -> bool:
+    exit_code = status.exit_code
+    if te.stop_reason == TaskExecutionStatusReason.CANCELLED:
+        result = (TaskExecutionStatus.CANCELLED, TaskExecutionStatusReason.CANCELLED, te.cancel_description)
+    elif te.stop_reason == TaskExecutionStatusReason.TIMEOUT:
+        result = (
+            TaskExecutionStatus.FAILED,
+            TaskExecutionStatusReason.TIMEOUT,
+            f"stopped after its timeout of {TaskSpec.from_snapshot(te.task).timeout} s",
+        )
+    elif exit_code == 0:
+        result = (TaskExecutionStatus.SUCCESSFUL, "", "")
+    else:
+        detail = f"; {status.message}" if status.message else ""
+        result = (TaskExecutionStatus.FAILED, TaskExecutionStatusReason.ABNORMAL_EXIT, f"exit code {exit_code}{detail}")
+    return complete_task(
+        te,
+        *result,
+        exit_code=exit_code,
+        started=status.started_at,
+        ended=status.finished_at,
+        lease=lease,
+    )
