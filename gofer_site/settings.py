@@ -322,6 +322,9 @@ GOFER_RUN_OBJECT_EXPIRY = envint("GOFER_RUN_OBJECT_EXPIRY", 2, minimum=1)
 
 # --- Logs -----------------------------------------------------------------------------------------------------------
 GOFER_LOG_DIR = Path(env("GOFER_LOG_DIR", str(GOFER_HOME / "logs")))
+# A longer log line is stored cut at this many bytes, with a note saying how much was left out: a task printing one
+# 100 MB line must cost the workers no more than a normal one.
+GOFER_LOG_MAX_LINE_BYTES = envint("GOFER_LOG_MAX_LINE_BYTES", 1024 * 1024, minimum=1024)
 
 LOGGING = {
     "version": 1,

@@ -4,7 +4,10 @@ Each line of a log file is one record:
 
 - ``{"n": 7, "t": 1795873364335.123, "s": "stdout", "m": "text", "c": {...}}``: line ``n`` (from 0), the engine's
   timestamp in epoch milliseconds, the stream, the (masked) text, and the scheduler's cursor just after this line;
-- ``{"n": 42, "eof": true, "exit_code": 0}``: the end marker, always the last record once the task has finished.
+- ``{"n": 42, "eof": true, "exit_code": 0, "c": {...}}``: the end marker, always the last record once the task has
+  finished, with the cursor of the last line (so that a worker taking over a finished log never reads it again).
+
+A line longer than ``GOFER_LOG_MAX_LINE_BYTES`` is stored cut there, with a note saying how much was left out.
 
 The file is the source of truth for where pumping resumes: a worker that takes over a task execution reads the
 last record's cursor and asks the scheduler for what comes after it, so a crash loses no line and repeats none.
@@ -31,7 +34,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from kernel.errors import ValidationFailed
-from runs.schedulers.base import LogLine
+from runs.schedulers.base import LogLine, truncation_note
 
 TAIL_READ_BYTES = 256 * 1024
 FORMATS = ("raw", "json")
@@ -83,6 +86,21 @@ def _read_tail(path: Path) -> Tail:
         return Tail(next_line=last["n"] + 1, cursor=last.get("c"), finished=bool(last.get("eof")))
 
 
+# Room for the truncation note an engine already appended to a line it cut: the note is not counted in the limit.
+NOTE_ROOM = 128
+
+
+def _capped(text: str, limit: int) -> str:
+    """``text`` cut at ``limit`` UTF-8 bytes, with a note of what was left out. Engines cut long lines themselves
+    while reading (Docker's does, without holding the rest); this holds the limit for every engine."""
+    if len(text) * 4 <= limit:
+        return text
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit + NOTE_ROOM:
+        return text
+    return encoded[:limit].decode("utf-8", errors="ignore") + truncation_note(len(encoded) - limit)
+
+
 class LogWriter:
     """Appends a task execution's lines. Use as a context manager: it holds the file's exclusive lock."""
 
@@ -119,8 +137,10 @@ class LogWriter:
             return 0
         out = []
         n = self.tail.next_line
+        limit = settings.GOFER_LOG_MAX_LINE_BYTES
         for line in lines:
-            text = mask(line.text) if mask else line.text
+            text = _capped(line.text, limit)
+            text = mask(text) if mask else text
             record = {
                 "n": n,
                 "t": round(line.time.timestamp() * 1000, 3),
@@ -137,10 +157,10 @@ class LogWriter:
         return len(lines)
 
     def finish(self, exit_code: int | None, note: str = "") -> None:
-        """Write the end marker (once)."""
+        """Write the end marker (once), keeping the last cursor in it."""
         if self.tail.finished:
             return
-        record: dict[str, Any] = {"n": self.tail.next_line, "eof": True, "exit_code": exit_code}
+        record: dict[str, Any] = {"n": self.tail.next_line, "eof": True, "exit_code": exit_code, "c": self.tail.cursor}
         if note:
             record["note"] = note
         self._fh.write((json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -277,6 +278,51 @@ def _stop_if_needed(te: TaskExecution, scheduler: Scheduler, lease: Lease) -> Ta
     return te
 
 
+class _Pump:
+    """Moves lines from the engine to the log file in bounded batches, renewing the lease as it goes and noticing a
+    cancellation while it drains (a task that printed gigabytes before it exited must not hold its worker, nor ignore
+    a cancel, for as long as reading them takes)."""
+
+    BATCH_LINES = 2000
+    BATCH_BYTES = 1024 * 1024
+
+    def __init__(self, te: TaskExecution, writer: logs.LogWriter, mask: masking.Mask | None, lease: Lease) -> None:
+        self.te = te
+        self.writer = writer
+        self.mask = mask
+        self.lease = lease
+        self.renew_every = max(0.5, lease_seconds() / 3)
+        self.renewed = time.monotonic()
+        self.cancelled = False
+
+    def _checkpoint(self) -> None:
+        if time.monotonic() - self.renewed >= self.renew_every:
+            self.lease.renew()
+            self.renewed = time.monotonic()
+            self.cancelled = TaskExecution.objects.filter(pk=self.te.pk, cancel_requested__isnull=False).exists()
+
+    def pump(self, lines: Any) -> None:
+        """Store ``lines`` (an engine's iterator) until it ends or the task is found cancelled. A single huge line
+        is read under the lease's heartbeat, so no read outlives the lease."""
+        batch: list[Any] = []
+        size = 0
+        with self.lease.kept():
+            for line in lines:
+                batch.append(line)
+                size += len(line.text)
+                if len(batch) >= self.BATCH_LINES or size >= self.BATCH_BYTES:
+                    self.writer.append(batch, self.mask)
+                    batch, size = [], 0
+                    self._checkpoint()
+                    if self.cancelled:
+                        break
+            # Stopping early must release the engine's stream now, not when the generator is collected.
+            close = getattr(lines, "close", None)
+            if close is not None:
+                close()
+        self.writer.append(batch, self.mask)
+
+
 def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease) -> bool:
     """Pump logs and watch the container for one slice. Returns True once the task execution is complete."""
     slice_ends = time.monotonic() + settings.GOFER_DRIVE_SLICE_SECONDS
@@ -286,20 +332,25 @@ def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease) -> bool:
     try:
         if writer is not None:
             writer.__enter__()
+        pump = _Pump(te, writer, mask, lease) if writer is not None else None
         while True:
             lease.renew()  # once per round: everything below acts only while this worker owns the task
             try:
                 te = _stop_if_needed(te, scheduler, lease)
-                if writer is not None:
+                if pump is not None and not writer.finished:
                     follow = max(0.0, min(LOG_FOLLOW_SECONDS, slice_ends - time.monotonic()))
-                    writer.append(list(scheduler.logs(te.container_id, writer.cursor, follow_for=follow)), mask)
+                    pump.pump(scheduler.logs(te.container_id, writer.cursor, follow_for=follow))
                 status = scheduler.status(te.container_id)
             except NoSuchContainer:
                 status = Status(State.MISSING)
             if status.state == State.EXITED:
-                if writer is not None:
+                if pump is not None and not writer.finished:
                     lease.renew()
-                    writer.append(list(scheduler.logs(te.container_id, writer.cursor, follow_for=0)), mask)
+                    pump.pump(scheduler.logs(te.container_id, writer.cursor, follow_for=0))
+                    if pump.cancelled:
+                        # Cancelled while its output was still being stored: stop storing, end the task now.
+                        writer.finish(status.exit_code, note="log drain stopped: the task was cancelled")
+                        return _record_cancelled_drain(te, status, lease)
                     writer.finish(status.exit_code)
                 return _record_exit(te, status, lease)
             if status.state == State.MISSING:
@@ -319,6 +370,20 @@ def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease) -> bool:
     finally:
         if writer is not None:
             writer.__exit__(None, None, None)
+
+
+def _record_cancelled_drain(te: TaskExecution, status: Status, lease: Lease) -> bool:
+    te.refresh_from_db(fields=["cancel_description"])
+    return complete_task(
+        te,
+        TaskExecutionStatus.CANCELLED,
+        TaskExecutionStatusReason.CANCELLED,
+        (te.cancel_description or "cancelled") + "; its remaining output was not stored",
+        exit_code=status.exit_code,
+        started=status.started_at,
+        ended=status.finished_at,
+        lease=lease,
+    )
 
 
 def _record_exit(te: TaskExecution, status: Status, lease: Lease) -> bool:

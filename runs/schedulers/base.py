@@ -76,6 +76,11 @@ class Status:
     message: str = ""  # the engine's explanation (OOM killed, image not found, placement failed, ...)
 
 
+def truncation_note(dropped: int) -> str:
+    """What ends a log line cut at GOFER_LOG_MAX_LINE_BYTES: how much was left out."""
+    return f" [gofer: line truncated, {dropped} more bytes not kept]"
+
+
 @dataclass(frozen=True)
 class LogLine:
     time: dt.datetime

@@ -54,6 +54,7 @@ from runs.schedulers.base import (
     Started,
     State,
     Status,
+    truncation_note,
 )
 
 logger = logging.getLogger(__name__)
@@ -271,6 +272,31 @@ def _frames(raw: Any, *, live: bool = False) -> Iterator[tuple[int, bytes]]:
         if payload is None:
             return
         yield stream, payload
+
+
+class _HeldLine:
+    """The pieces of one log line so far, up to ``limit`` bytes kept; what is beyond is only counted. Adding a piece
+    costs its own length, whatever the line's."""
+
+    __slots__ = ("dropped", "limit", "parts", "size", "ts")
+
+    def __init__(self, ts: int, limit: int) -> None:
+        self.ts = ts
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.limit - self.size
+        if room >= len(data):
+            self.parts.append(data)
+            self.size += len(data)
+            return
+        if room > 0:
+            self.parts.append(data[:room])
+            self.size += room
+        self.dropped += len(data) - max(room, 0)
 
 
 class _DockerExecSession(ExecSession):
@@ -617,16 +643,22 @@ class DockerScheduler(Scheduler):
     ) -> Iterator[LogLine]:
         # Docker splits a line longer than 16 KiB into several messages that share the first one's timestamp and
         # lack the newline until the last one; a message without a newline is held here until it is completed.
-        pending: dict[int, tuple[int, bytes]] = {}
+        # Held pieces are kept in a list (joining each new piece onto the whole was quadratic: a 100 MB line took
+        # minutes) and only up to GOFER_LOG_MAX_LINE_BYTES of them: the rest is counted, not kept.
+        pending: dict[int, _HeldLine] = {}
+        limit = settings.GOFER_LOG_MAX_LINE_BYTES
 
-        def emit(stream: int, ts: int, data: bytes) -> LogLine | None:
-            if not point.is_new(ts):
+        def emit(stream: int, held: _HeldLine) -> LogLine | None:
+            if not point.is_new(held.ts):
                 return None
+            text = b"".join(held.parts).decode("utf-8", errors="replace")
+            if held.dropped:
+                text += truncation_note(held.dropped)
             return LogLine(
-                time=_ns_to_datetime(ts),
+                time=_ns_to_datetime(held.ts),
                 stream=_STREAMS.get(stream, "stdout"),
-                text=data.decode("utf-8", errors="replace"),
-                cursor=point.advance(ts),
+                text=text,
+                cursor=point.advance(held.ts),
             )
 
         try:
@@ -638,20 +670,22 @@ class DockerScheduler(Scheduler):
                     logger.warning("skipping a Docker log frame without a timestamp from %s", handle[:12])
                     continue
                 held = pending.pop(stream, None)
-                if held is not None and held[0] != ts:
+                if held is not None and held.ts != ts:
                     # Not a continuation: the held text was a final line without a newline.
-                    line = emit(stream, *held)
+                    line = emit(stream, held)
                     if line:
                         yield line
                     held = None
-                if held is not None:
-                    data = held[1] + data
-                if data.endswith(b"\n"):
-                    line = emit(stream, ts, data[:-1])
+                if held is None:
+                    held = _HeldLine(ts, limit)
+                complete = data.endswith(b"\n")
+                held.add(data[:-1] if complete else data)
+                if complete:
+                    line = emit(stream, held)
                     if line:
                         yield line
                 else:
-                    pending[stream] = (ts, data)
+                    pending[stream] = held
         except (OSError, ValueError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             if deadline is not None and deadline.expired:
                 return  # our own timer cut the stream; held text stays for the next call
@@ -662,8 +696,8 @@ class DockerScheduler(Scheduler):
                 return
         if pending and self._has_ended(handle, wait=deadline is not None):
             # The container is done writing: what is held is complete, in the order it was logged.
-            for stream, (ts, data) in sorted(pending.items(), key=lambda item: item[1][0]):
-                line = emit(stream, ts, data)
+            for stream, held in sorted(pending.items(), key=lambda item: item[1].ts):
+                line = emit(stream, held)
                 if line:
                     yield line
 
