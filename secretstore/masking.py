@@ -10,7 +10,10 @@ through ``mask``. What is hidden, and why (each rule answers a leak other CI sys
   the value's longest prefix whose length is a multiple of 3 bytes, which is also the start of the base64 of
   ``value + anything`` (``echo "$SECRET" | base64`` adds a newline). Long base64 is also matched in the pieces
   tools wrap it into: 64 characters a line (openssl) and 76 (GNU base64);
-- the percent-encoded form (``p%40ss`` in a URL) when it differs from the value;
+- the base64 forms at every alignment: a value base64-encoded after 1 or 2 other bytes (``user:password`` in a
+  basic-auth header) encodes differently from the value alone; its bytes from the next 3-byte group on are matched;
+- the percent-encoded forms (``p%40ss`` in a URL, ``+`` for spaces in a form) when they differ from the value, and
+  the hex forms (lower and upper case);
 - nothing that stands for fewer than ``min_length`` characters of the value (``GOFER_SECRET_MASK_MIN_LENGTH``,
   default 4), in any form: masking ``1``, ``yes`` or the base64 of ``yes`` would blank unrelated text.
 
@@ -27,7 +30,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from django.conf import settings
 
@@ -42,9 +45,20 @@ def _encoded_bytes(form: str) -> int:
 
 
 def _base64_forms(data: bytes, min_length: int) -> set[str]:
+    """The base64 forms of ``data`` wherever it sits in the encoded stream.
+
+    Base64 works on groups of 3 bytes, so the value encodes three ways depending on how many bytes come before it
+    (``printf 'user:%s' "$PASSWORD" | base64``, a basic-auth header): at offset 0, its own encoding; at offsets 1
+    and 2, the encoding of the value without its first 2 or 1 bytes (those share a group with the unknown prefix and
+    come out differently), which then starts on a group boundary. For each, the form of the whole rest (the value
+    ends the stream) and of its longest 3-byte-aligned prefix (something follows) are needles.
+    """
     forms: set[str] = set()
-    aligned = data[: len(data) - len(data) % 3]
-    for chunk in (data, aligned):
+    chunks: list[bytes] = []
+    for skip in (0, 2, 1):  # offsets 0, 1 and 2
+        rest = data[skip:]
+        chunks += [rest, rest[: len(rest) - len(rest) % 3]]
+    for chunk in chunks:
         if len(chunk) < min_length:
             continue
         standard = base64.b64encode(chunk).decode("ascii")
@@ -52,6 +66,8 @@ def _base64_forms(data: bytes, min_length: int) -> set[str]:
         for form in (standard, urlsafe):
             forms.add(form)
             forms.add(form.rstrip("="))
+        if chunk is not chunks[0] and chunk is not chunks[1]:
+            continue  # wrapped lines are cut from the start of the stream: only offset 0 lines up with them
         for width in BASE64_LINE_LENGTHS:
             if len(standard) > width:
                 pieces = (standard[i : i + width] for i in range(0, len(standard), width))
@@ -72,6 +88,12 @@ def needles_for(value: str, min_length: int) -> set[str]:
         encoded = quote(value, safe="")
         if encoded != value:
             candidates.add(encoded)
+        plus_encoded = quote_plus(value, safe="")
+        if plus_encoded != value:
+            candidates.add(plus_encoded)
+        # Hex, as xxd -p, od and sha tooling print bytes: both cases.
+        hex_form = value.encode("utf-8").hex()
+        candidates |= {hex_form, hex_form.upper()}
     # A candidate with a line break can never be inside one log line; its lines are candidates already.
     return {c for c in candidates if len(c) >= min_length and "\n" not in c and "\r" not in c}
 

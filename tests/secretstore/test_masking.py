@@ -185,3 +185,35 @@ def test_hundreds_of_nested_prefixes_still_mask_correctly():
     assert masker.mask("b" + "a" * 800 + "b") == f"b{REPLACEMENT}b"
     assert masker.mask("xaaaaaaay") == f"x{REPLACEMENT}y"
     assert masker.mask("baaab") == "baaab"
+
+
+# --- every base64 alignment, hex, form encoding (issue 8, finding 4) -------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", [b"", b"a", b"ab", b"abc", b"user:", b"us:"])
+@pytest.mark.parametrize("suffix", [b"", b"\n", b"!", b"tail of the stream"])
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
+def test_base64_of_the_value_after_any_prefix_is_masked(prefix, suffix, encode):
+    """``printf 'a%s' "$SECRET" | base64`` leaked the secret: only offset 0 was masked."""
+    secret = "hunter2-correct-horse-battery"
+    line = "Authorization: Basic " + encode(prefix + secret.encode() + suffix).decode()
+    masked = Masker([secret]).mask(line)
+    assert masked.startswith("Authorization: Basic ")
+    encoded = line.removeprefix("Authorization: Basic ")
+    # Whatever is left visible of the encoding spells at most the prefix's and suffix's groups, not the secret.
+    visible = masked.removeprefix("Authorization: Basic ").replace(REPLACEMENT, "")
+    assert REPLACEMENT in masked
+    assert len(visible) <= len(encoded) - (len(secret) - 4) * 4 // 3
+
+
+def test_the_hex_forms_of_the_value_are_masked():
+    secret = "hunter2-correct-horse"
+    hex_form = secret.encode().hex()
+    masker = Masker([secret])
+    assert masker.mask(f"dump: {hex_form}") == f"dump: {REPLACEMENT}"
+    assert masker.mask(f"DUMP: {hex_form.upper()}") == f"DUMP: {REPLACEMENT}"
+
+
+def test_the_form_encoded_value_with_plus_for_spaces_is_masked():
+    secret = "two words & more"
+    assert Masker([secret]).mask("body: password=two+words+%26+more") == f"body: password={REPLACEMENT}"
