@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -285,6 +286,36 @@ GOFER_DOCKER_NETWORK_MODE = env("GOFER_DOCKER_NETWORK_MODE", "")
 GOFER_DOCKER_INIT = envbool("GOFER_DOCKER_INIT", True)
 GOFER_DOCKER_TIMEOUT = envint("GOFER_DOCKER_TIMEOUT", 300, minimum=5)
 GOFER_CONTAINER_PRUNE_AFTER = envint("GOFER_CONTAINER_PRUNE_AFTER", 24 * 3600, minimum=0)
+# Task containers: the defaults that apply when a task sets nothing (docs/security.md, "Task containers").
+def envcores(name: str, default: str) -> Decimal | None:
+    raw = env(name, default).strip()
+    if raw in ("", "0"):
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ImproperlyConfigured(f"{name} must be a number of CPU cores, not {raw!r}") from exc
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be positive, or 0 for no limit")
+    return value
+
+
+GOFER_TASK_DEFAULT_CPU = envcores("GOFER_TASK_DEFAULT_CPU", "2")  # cores; 0 for no limit
+GOFER_TASK_DEFAULT_MEMORY_MIB = envint("GOFER_TASK_DEFAULT_MEMORY_MIB", 4096, minimum=0)  # 0 for no limit
+GOFER_TASK_PIDS_LIMIT = envint("GOFER_TASK_PIDS_LIMIT", 4096, minimum=0)  # 0 for no limit
+GOFER_TASK_NO_NEW_PRIVILEGES = envbool("GOFER_TASK_NO_NEW_PRIVILEGES", True)
+# Capabilities kept after dropping all: what package managers and build tools need to install files and switch
+# users; the rest of Docker's default set (NET_RAW, MKNOD, SETFCAP, SETPCAP, SYS_CHROOT, AUDIT_WRITE) is dropped.
+# "docker-default" keeps the engine's own set.
+GOFER_TASK_CAPABILITIES = env(
+    "GOFER_TASK_CAPABILITIES", "CHOWN,DAC_OVERRIDE,FOWNER,FSETID,KILL,NET_BIND_SERVICE,SETGID,SETUID"
+)
+GOFER_TASK_USER = env("GOFER_TASK_USER", "")  # e.g. 65534:65534; "" runs as the image's user
+GOFER_TASK_READ_ONLY_ROOTFS = envbool("GOFER_TASK_READ_ONLY_ROOTFS", False)
+GOFER_TASK_TMPFS_MIB = envint("GOFER_TASK_TMPFS_MIB", 1024, minimum=1)  # /tmp and /workspace when read-only
+# The engine's own copy of a task's output (Docker's json-file log), per file and how many files.
+GOFER_TASK_ENGINE_LOG_MAX_MIB = envint("GOFER_TASK_ENGINE_LOG_MAX_MIB", 100, minimum=1)
+GOFER_TASK_ENGINE_LOG_MAX_FILES = envint("GOFER_TASK_ENGINE_LOG_MAX_FILES", 3, minimum=1)
 # Nomad: python-nomad reads the address and token from these.
 GOFER_NOMAD_ADDR = env("GOFER_NOMAD_ADDR", "http://127.0.0.1:4646")
 GOFER_NOMAD_TOKEN = env("GOFER_NOMAD_TOKEN")

@@ -42,6 +42,7 @@ from runs.schedulers.base import (
     LABEL_TASK_EXECUTION,
     ContainerSpec,
     EngineUnavailable,
+    Hardening,
     NoSuchContainer,
     RegistryAuth,
     Scheduler,
@@ -61,6 +62,23 @@ LOG_FOLLOW_SECONDS = 1.0
 def container_name(te: TaskExecution) -> str:
     """Deterministic per task execution: what makes ``start`` idempotent across workers and crashes."""
     return f"gofer-{te.namespace_id}-{te.pipeline.slug}-{te.run.number}-{te.task_slug}-{te.pk}"
+
+
+def task_hardening() -> Hardening:
+    """The operator's container defaults (GOFER_TASK_*): what every task container gets (docs/security.md)."""
+    capabilities = settings.GOFER_TASK_CAPABILITIES.strip()
+    return Hardening(
+        user=settings.GOFER_TASK_USER,
+        read_only_rootfs=settings.GOFER_TASK_READ_ONLY_ROOTFS,
+        tmpfs_mib=settings.GOFER_TASK_TMPFS_MIB,
+        no_new_privileges=settings.GOFER_TASK_NO_NEW_PRIVILEGES,
+        capabilities=None
+        if capabilities == "docker-default"
+        else tuple(c.strip().upper() for c in capabilities.split(",") if c.strip()),
+        pids_limit=settings.GOFER_TASK_PIDS_LIMIT,
+        log_max_bytes=settings.GOFER_TASK_ENGINE_LOG_MAX_MIB * 1024 * 1024,
+        log_max_files=settings.GOFER_TASK_ENGINE_LOG_MAX_FILES,
+    )
 
 
 def engine_of(te: TaskExecution) -> Scheduler:
@@ -195,8 +213,9 @@ def _start(te: TaskExecution, lease: Lease) -> bool:
             LABEL_TASK: te.task_slug,
             LABEL_TASK_EXECUTION: str(te.pk),
         },
-        cpu=spec.cpu,
-        memory_mib=spec.memory,
+        cpu=spec.cpu if spec.cpu is not None else settings.GOFER_TASK_DEFAULT_CPU,
+        memory_mib=spec.memory if spec.memory is not None else (settings.GOFER_TASK_DEFAULT_MEMORY_MIB or None),
+        hardening=task_hardening(),
     )
     if not te.scheduler:
         # Recorded before the engine is asked: a worker that dies after asking leaves a container on this engine,

@@ -35,6 +35,26 @@ class RegistryAuth:
     password: str = field(repr=False)
 
 
+# Where a task with a read-only root filesystem may write (each a size-capped tmpfs inside its container).
+WRITABLE_PATHS = ("/tmp", "/workspace")  # noqa: S108 - paths inside the task's container, not on this host
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """How tightly a task's container is locked down (operator defaults, docs/security.md "Task containers").
+
+    The default instance means "the engine's own defaults", for callers that are not the run engine."""
+
+    user: str = ""  # "uid:gid" to run as whatever the image says; "" keeps the image's user
+    read_only_rootfs: bool = False
+    tmpfs_mib: int = 0  # size of each tmpfs in WRITABLE_PATHS (mounted when the root filesystem is read-only)
+    no_new_privileges: bool = False
+    capabilities: tuple[str, ...] | None = None  # kept after dropping all; None: the engine's defaults
+    pids_limit: int = 0  # 0: none
+    log_max_bytes: int = 0  # of the engine's own copy of the output, per file; 0: the engine's default
+    log_max_files: int = 0
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     """What to run. ``name`` is unique per task execution and deterministic, which is what makes ``start``
@@ -50,6 +70,7 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     cpu: Decimal | None = None  # CPU cores
     memory_mib: int | None = None
+    hardening: Hardening = field(default_factory=Hardening)
 
 
 @dataclass(frozen=True)

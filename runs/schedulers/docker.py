@@ -38,14 +38,17 @@ import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 from django.conf import settings
+from docker.types import LogConfig
 from docker.utils import parse_repository_tag
 
 from runs.schedulers.base import (
     LABEL_MANAGED,
     LABEL_TASK_EXECUTION,
+    WRITABLE_PATHS,
     ContainerSpec,
     EngineUnavailable,
     ExecSession,
+    Hardening,
     LogLine,
     NoSuchContainer,
     NoSuchImage,
@@ -274,6 +277,29 @@ def _frames(raw: Any, *, live: bool = False) -> Iterator[tuple[int, bytes]]:
         yield stream, payload
 
 
+def _hardening_host_config(hardening: Hardening) -> dict[str, Any]:
+    """The HostConfig settings that lock a task's container down (docs/security.md, "Task containers")."""
+    config: dict[str, Any] = {}
+    if hardening.capabilities is not None:
+        config["cap_drop"] = ["ALL"]
+        config["cap_add"] = list(hardening.capabilities) or None
+    if hardening.no_new_privileges:
+        config["security_opt"] = ["no-new-privileges:true"]
+    if hardening.pids_limit:
+        config["pids_limit"] = hardening.pids_limit
+    if hardening.read_only_rootfs:
+        config["read_only"] = True
+        size = f"size={hardening.tmpfs_mib}m"
+        # mode 1777 as /tmp always is; the task's user may be anyone.
+        config["tmpfs"] = {path: f"rw,nosuid,nodev,{size},mode=1777" for path in WRITABLE_PATHS}
+    if hardening.log_max_bytes:
+        config["log_config"] = LogConfig(
+            type=LogConfig.types.JSON,
+            config={"max-size": str(hardening.log_max_bytes), "max-file": str(hardening.log_max_files or 1)},
+        )
+    return config
+
+
 class _HeldLine:
     """The pieces of one log line so far, up to ``limit`` bytes kept; what is beyond is only counted. Adding a piece
     costs its own length, whatever the line's."""
@@ -416,6 +442,7 @@ class DockerScheduler(Scheduler):
                 return self._adopt(client, existing, spec)
             self._ensure_image(client, spec)
             labels = {**spec.labels, LABEL_MANAGED: "true"}
+            hardening = spec.hardening
             host_config = client.api.create_host_config(
                 network_mode=settings.GOFER_DOCKER_NETWORK_MODE or None,
                 # Decimal(str(...)): a task's cpu may arrive as a float or a string from JSON; 0.1 must stay exact.
@@ -424,6 +451,7 @@ class DockerScheduler(Scheduler):
                 # A tiny init as PID 1 forwards SIGTERM to the task and reaps zombies; without it a shell as PID 1
                 # ignores SIGTERM and a graceful stop always ends in SIGKILL after the grace period.
                 init=settings.GOFER_DOCKER_INIT or None,
+                **_hardening_host_config(hardening),
             )
             try:
                 created = client.api.create_container(
@@ -437,6 +465,7 @@ class DockerScheduler(Scheduler):
                     detach=True,
                     tty=False,
                     stdin_open=False,
+                    user=hardening.user or None,
                 )
             except docker.errors.ImageNotFound as exc:
                 raise NoSuchImage(f"image {spec.image!r} disappeared before its container was created") from exc

@@ -32,14 +32,16 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 import nomad
 import nomad.api.exceptions as nomad_exc
 import requests
+from django.conf import settings
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
-from django.conf import settings
 
 from runs.schedulers.base import (
+    WRITABLE_PATHS,
     ContainerSpec,
     EngineUnavailable,
     ExecSession,
+    Hardening,
     LogLine,
     NoSuchContainer,
     Scheduler,
@@ -101,6 +103,31 @@ def cpu_mhz(cores: Decimal | None, mhz_per_core: int) -> int:
     return max(1, math.ceil(Decimal(cores) * mhz_per_core))
 
 
+def _hardening_config(hardening: Hardening) -> dict[str, Any]:
+    """The docker driver settings that lock the container down, as Docker's scheduler applies them directly."""
+    config: dict[str, Any] = {}
+    if hardening.capabilities is not None:
+        config["cap_drop"] = ["all"]
+        config["cap_add"] = [c.lower() for c in hardening.capabilities]
+    if hardening.no_new_privileges:
+        config["security_opt"] = ["no-new-privileges"]
+    if hardening.pids_limit:
+        config["pids_limit"] = hardening.pids_limit
+    if hardening.read_only_rootfs:
+        config["readonly_rootfs"] = True
+        # ``mount`` is an HCL block: a list of objects in JSON.
+        config["mount"] = [
+            {
+                "type": "tmpfs",
+                "target": path,
+                "readonly": False,
+                "tmpfs_options": [{"size": hardening.tmpfs_mib * 1024 * 1024}],
+            }
+            for path in WRITABLE_PATHS
+        ]
+    return config
+
+
 def job_for_spec(
     spec: ContainerSpec,
     *,
@@ -123,6 +150,7 @@ def job_for_spec(
     if spec.labels:
         # The docker driver declares ``labels`` as list(map(string)) (HCL1 compatibility), so a list of one map.
         config["labels"] = [dict(spec.labels)]
+    config.update(_hardening_config(spec.hardening))
     task: dict[str, Any] = {
         "Name": TASK_NAME,
         "Driver": "docker",
@@ -136,6 +164,14 @@ def job_for_spec(
         # A graceful stop sends SIGTERM through the signal endpoint instead.
         "KillSignal": "SIGKILL",
     }
+    if spec.hardening.user:
+        task["User"] = spec.hardening.user
+    if spec.hardening.log_max_bytes:
+        # Nomad keeps its own copy of a task's output (what the logs API serves): bound it like Docker's.
+        task["LogConfig"] = {
+            "MaxFiles": spec.hardening.log_max_files or 1,
+            "MaxFileSizeMB": max(1, spec.hardening.log_max_bytes // (1024 * 1024)),
+        }
     job: dict[str, Any] = {
         "ID": spec.name,
         "Name": spec.name,

@@ -54,7 +54,8 @@ COMMON_PARAMS = {"namespace", "region", "index", "wait", "stale", "prefix", "pre
 # Fields of the api.Job structures Gofer may send (a subset of Nomad's; anything else is refused).
 JOB_FIELDS = {"ID", "Name", "Type", "Namespace", "Region", "Datacenters", "Meta", "TaskGroups", "Priority"}
 GROUP_FIELDS = {"Name", "Count", "RestartPolicy", "ReschedulePolicy", "Tasks", "Meta", "EphemeralDisk"}
-TASK_FIELDS = {"Name", "Driver", "Config", "Env", "Resources", "KillSignal", "KillTimeout", "Meta", "LogConfig"}
+TASK_FIELDS = {"Name", "Driver", "Config", "Env", "Resources", "KillSignal", "KillTimeout", "Meta", "LogConfig", "User"}
+LOG_CONFIG_FIELDS = {"MaxFiles", "MaxFileSizeMB", "Disabled"}
 RESOURCES_FIELDS = {"CPU", "Cores", "MemoryMB", "MemoryMaxMB"}
 RESTART_FIELDS = {"Attempts", "Interval", "Delay", "Mode", "RenderTemplates"}
 RESCHEDULE_FIELDS = {"Attempts", "Interval", "Delay", "DelayFunction", "MaxDelay", "Unlimited"}
@@ -68,8 +69,17 @@ DOCKER_CONFIG = {
     "force_pull": bool,
     "labels": list,
     "auth": list,
+    "cap_add": list,
+    "cap_drop": list,
+    "security_opt": list,
+    "pids_limit": int,
+    "readonly_rootfs": bool,
+    "mount": list,
 }
 DOCKER_AUTH_FIELDS = {"username", "password", "email", "server_address"}
+# The docker driver's ``mount`` block (type tmpfs) and its ``tmpfs_options`` block.
+DOCKER_MOUNT_FIELDS = {"type", "target", "source", "readonly", "tmpfs_options", "bind_options", "volume_options"}
+DOCKER_TMPFS_FIELDS = {"size", "mode"}
 
 
 class Refused(Exception):
@@ -714,6 +724,10 @@ def validate_job(job: dict[str, Any]) -> None:
         _string_map(task["Env"], "Task.Env")
     if "Meta" in task:
         _string_map(task["Meta"], "Task.Meta")
+    if "User" in task and not isinstance(task["User"], str):
+        raise Refused(400, "json: cannot unmarshal into Go struct field Task.User of type string")
+    if "LogConfig" in task:
+        _only(task["LogConfig"], LOG_CONFIG_FIELDS, "LogConfig")
     resources = task.get("Resources")
     if resources is not None:
         _only(resources, RESOURCES_FIELDS, "Resources")
@@ -741,6 +755,19 @@ def validate_docker_config(config: Any) -> None:
             raise Refused(400, f'Incorrect attribute value type: "{key}" must be a list of strings.')
     for labels in config.get("labels", []):
         _string_map(labels, "labels (list(map(string)))")
+    for key in ("cap_add", "cap_drop", "security_opt"):
+        if key in config and not all(isinstance(item, str) for item in config[key]):
+            raise Refused(400, f'Incorrect attribute value type: "{key}" must be a list of strings.')
+    for mount in config.get("mount", []):
+        if not isinstance(mount, dict):
+            raise Refused(400, "Incorrect mount block")
+        _only(mount, DOCKER_MOUNT_FIELDS, "a mount block")
+        if mount.get("type") != "tmpfs" or not isinstance(mount.get("target"), str):
+            raise Refused(400, "fake nomad: Gofer mounts only tmpfs, with a target")
+        for options in mount.get("tmpfs_options", []):
+            _only(options, DOCKER_TMPFS_FIELDS, "tmpfs_options")
+            if not isinstance(options.get("size"), int):
+                raise Refused(400, 'Incorrect attribute value type: "size" must be a number.')
     auth = config.get("auth", [])
     if len(auth) > 1:
         raise Refused(400, 'Too many auth blocks: No more than one "auth" block is allowed.')
