@@ -286,6 +286,11 @@ GOFER_DOCKER_NETWORK_MODE = env("GOFER_DOCKER_NETWORK_MODE", "")
 GOFER_DOCKER_INIT = envbool("GOFER_DOCKER_INIT", True)
 GOFER_DOCKER_TIMEOUT = envint("GOFER_DOCKER_TIMEOUT", 300, minimum=5)
 GOFER_CONTAINER_PRUNE_AFTER = envint("GOFER_CONTAINER_PRUNE_AFTER", 24 * 3600, minimum=0)
+# Image registries tasks may pull from (kernel/outbound.py): those listed here (host, host:port, address or CIDR),
+# and, while GOFER_ALLOW_PUBLIC_REGISTRIES is on, any other registry whose every address is public. Loopback,
+# private and link-local registries are refused unless listed.
+GOFER_ALLOWED_REGISTRIES = envlist("GOFER_ALLOWED_REGISTRIES")
+GOFER_ALLOW_PUBLIC_REGISTRIES = envbool("GOFER_ALLOW_PUBLIC_REGISTRIES", True)
 # Task containers: the defaults that apply when a task sets nothing (docs/security.md, "Task containers").
 def envcores(name: str, default: str) -> Decimal | None:
     raw = env(name, default).strip()

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
+from kernel import outbound
 from kernel.errors import FieldError
 from kernel.fields import EncryptedJSONField
 from kernel.identifiers import TASK_ID_RE, VARIABLE_NAME_RE
@@ -69,7 +71,20 @@ def _image(value: Any, path: str, errors: Collector) -> str:
             path, f"required: a container image reference without spaces (at most {MAX_IMAGE_LENGTH} characters)"
         )
         return ""
+    try:
+        registry_policy().check_literal(*outbound.registry_of(value))
+    except outbound.Refused as exc:
+        errors.add(path, f"the image's registry: {exc}")
     return value
+
+
+def registry_policy() -> outbound.Policy:
+    """The registries tasks may pull from (GOFER_ALLOWED_REGISTRIES, GOFER_ALLOW_PUBLIC_REGISTRIES)."""
+    return outbound.policy(
+        settings.GOFER_ALLOWED_REGISTRIES,
+        allow_public=settings.GOFER_ALLOW_PUBLIC_REGISTRIES,
+        setting="GOFER_ALLOWED_REGISTRIES",
+    )
 
 
 def _text(max_length: int) -> Parser:

@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from events import services as events
 from events.choices import EventKind
+from kernel import outbound
 from pipelines.models import Task
-from pipelines.taskspec import TaskSpec
+from pipelines.taskspec import TaskSpec, registry_policy
 from runs import interpolation, logs, queue
 from runs.choices import TaskExecutionState, TaskExecutionStatus, TaskExecutionStatusReason
 from runs.engine import masking
@@ -197,6 +198,18 @@ def _start(te: TaskExecution, lease: Lease) -> bool:
             te, TaskExecutionStatus.FAILED, TaskExecutionStatusReason.FAILED_PRECONDITION, str(exc), lease=lease
         )
     spec = TaskSpec.from_snapshot(te.task)
+    try:
+        # Checked again here, with DNS, just before the engine is asked to pull: a name registered as public may
+        # resolve to a private address now, and the operator's list may have changed since.
+        registry_policy().check(*outbound.registry_of(spec.image))
+    except outbound.Refused as exc:
+        return complete_task(
+            te,
+            TaskExecutionStatus.FAILED,
+            TaskExecutionStatusReason.FAILED_PRECONDITION,
+            f"image {spec.image}: its registry is not allowed: {exc}",
+            lease=lease,
+        )
     container = ContainerSpec(
         name=container_name(te),
         image=spec.image,

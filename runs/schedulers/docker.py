@@ -277,6 +277,29 @@ def _frames(raw: Any, *, live: bool = False) -> Iterator[tuple[int, bytes]]:
         yield stream, payload
 
 
+# What a failed pull says, in the words a user may see. Checked in order: a dial error ("lookup x: no such host")
+# must not read as a missing image.
+_UNREACHABLE = ("connection refused", "no such host", "timeout", "timed out", "network is unreachable", "dial tcp")
+_REFUSED = ("unauthorized", "authentication required", "denied", "forbidden", "no basic auth")
+_MISSING = ("manifest unknown", "not found", "does not exist", "no such", "name unknown")
+_PULL_FAILURES = (
+    (_UNREACHABLE, "the registry could not be reached"),
+    (("x509", "certificate", "tls:"), "the registry's TLS certificate was not accepted"),
+    (_REFUSED, "the registry refused access"),
+    (("toomanyrequests", "rate limit"), "the registry is limiting requests; try again later"),
+    (_MISSING, "the registry has no such image"),
+)
+
+
+def summarise_pull_error(raw: str) -> str:
+    """A pull error in a few fixed words: never the registry's own response, which may be anything it chooses."""
+    lowered = raw.lower()
+    for needles, summary in _PULL_FAILURES:
+        if any(needle in lowered for needle in needles):
+            return summary
+    return "the pull failed (the server log has the engine's message)"
+
+
 def _hardening_host_config(hardening: Hardening) -> dict[str, Any]:
     """The HostConfig settings that lock a task's container down (docs/security.md, "Task containers")."""
     config: dict[str, Any] = {}
@@ -533,7 +556,10 @@ class DockerScheduler(Scheduler):
         except docker.errors.APIError as exc:
             errors.append(str(exc.explanation or exc))
         if errors:
-            why = errors[-1]
+            # The registry's own words (its error bodies, the daemon's dial errors with addresses) stay in the
+            # operator's log: a user sees what kind of failure it was, never what the remote end answered.
+            logger.warning("pulling %s failed: %s", spec.image, errors[-1][:2000])
+            why = summarise_pull_error(errors[-1])
             if present:
                 raise NoSuchImage(f"always_pull is set for {spec.image!r} and pulling it failed: {why}")
             raise NoSuchImage(f"image {spec.image!r} is not on this Docker host and could not be pulled: {why}")
