@@ -7,10 +7,12 @@ export GOFER_BIND
 
 .PHONY: run test lint migrations-check test-sqlite test-postgres bench clean
 
-$(BIN)/.runtime: requirements.txt
+$(BIN)/.runtime: requirements.txt cli/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	@$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	@# The gofer command line (cli/): .venv/bin/gofer, editable so a change in cli/src needs no reinstall.
+	@$(BIN)/pip install -q --disable-pip-version-check -e ./cli
 	@touch $@
 
 $(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
