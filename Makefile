@@ -19,19 +19,22 @@ $(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
 	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-## make run: install, migrate, then serve the API (daphne) and run the workers (django-q2) until Ctrl-C.
+## make run: install, migrate, then serve the API (daphne, through manage.py serve: HTTPS when GOFER_TLS_CERT and
+## GOFER_TLS_KEY are set; slow-request limits in kernel/api/daphne_streaming.py) and run the workers (django-q2).
 run: $(BIN)/.runtime
 	@$(BIN)/python manage.py migrate --noinput -v 0
-	@host=$${GOFER_BIND%:*}; port=$${GOFER_BIND##*:}; \
+	@url=$${GOFER_TLS_CERT:+https}; url=$${url:-http}://$$GOFER_BIND; curl=curl; \
+	if [ -n "$$GOFER_TLS_CERT" ]; then curl="curl --cacert $$(dirname "$$GOFER_TLS_CERT")/ca.pem"; fi; \
 	echo ""; \
-	echo "Gofer is starting on http://$$GOFER_BIND  (admin: http://$$GOFER_BIND/admin/, API docs: http://$$GOFER_BIND/api/docs/)"; \
-	echo "First token (works once):  curl -s -X POST http://$$GOFER_BIND/api/tokens/bootstrap"; \
+	echo "Gofer is starting on $$url  (admin: $$url/admin/, API docs: $$url/api/docs/)"; \
+	echo "First token (works once):  $$curl -s -X POST $$url/api/tokens/bootstrap"; \
 	echo "Admin console login:       $(BIN)/python manage.py createsuperuser"; \
+	echo "HTTPS in development:      $(BIN)/python manage.py dev_certificate (then GOFER_TLS_CERT/GOFER_TLS_KEY)"; \
 	echo "Ctrl-C stops the server and the workers."; \
 	echo ""; \
 	trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/python manage.py qcluster & \
-	$(BIN)/daphne -b "$$host" -p "$$port" --proxy-headers gofer_site.asgi:application
+	$(BIN)/python manage.py serve
 
 ## make test: lint, migrations check and the whole suite. Locally: SQLite and the database as the queue. Under CI=true:
 ## the whole suite on PostgreSQL with Redis as broker and Channels layer, then the service-free part on SQLite.

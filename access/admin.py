@@ -232,10 +232,14 @@ class RoleAdmin(SuperuserOnlyMixin, ThroughServicesMixin, admin.ModelAdmin):
     def save_with_service(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> Role:
         data = form.cleaned_data
         if not change:
-            return access.create_role(data["id"], data["description"], data["permissions"])
-        current = Role.objects.get(pk=obj.pk)
-        access.update_role(current, data["description"], data["permissions"])
-        return current
+            role = access.create_role(data["id"], data["description"], data["permissions"])
+        else:
+            role = Role.objects.get(pk=obj.pk)
+            access.update_role(role, data["description"], data["permissions"])
+        # Targets whose meaning changed when targets became anchored (issue 8): said here as in the API.
+        for warning in access.role_warnings(role.id, role.permissions):
+            messages.warning(request, f"{warning['field']}: {warning['message']}")
+        return role
 
     def delete_with_service(self, request: HttpRequest, obj: Role) -> None:
         access.delete_role(obj)

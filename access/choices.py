@@ -9,3 +9,5 @@ class TokenKind(models.TextChoices):
     USER = "user"
     BOOTSTRAP = "bootstrap"
     RUN = "run"
+    # A third-party extension's own token (triggers): scoped to its subscriptions, deleted when it is uninstalled.
+    EXTENSION = "extension"

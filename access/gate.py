@@ -33,10 +33,14 @@ class AccessGate(Gate):
         namespace_id: str | None,
         pipeline_id: str | None,
         may_create_pipeline: bool = False,
+        run_id: str | None = None,
     ) -> Resolved:
+        resources = tuple(resources)
+        # Run tokens: only the roles bound to this route's run (or to routes naming no run) count.
+        principal = scope.route_principal(principal, run_id, resources)
         if pipeline_id is not None and not may_create_pipeline:
             pipeline = scope.get_pipeline(principal, namespace_id or "", pipeline_id, action, resources)
-            return Resolved(namespace=pipeline.namespace, pipeline=pipeline)
+            return Resolved(namespace=pipeline.namespace, pipeline=pipeline, principal=principal)
         namespace = scope.get_namespace(
             principal,
             namespace_id or "",
@@ -44,7 +48,8 @@ class AccessGate(Gate):
             resources,
             new_pipeline_slug=pipeline_id if may_create_pipeline else None,
         )
-        return Resolved(namespace=namespace)
+        return Resolved(namespace=namespace, principal=principal)
 
     def require(self, principal: Principal, action: str, resources: Iterable[str], *, admin: bool = False) -> None:
-        scope.require(principal, action, resources, admin=admin)
+        resources = tuple(resources)
+        scope.require(scope.route_principal(principal, None, resources), action, resources, admin=admin)

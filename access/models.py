@@ -80,6 +80,9 @@ class SystemPreferences(models.Model):
     bootstrap_token_created = models.BooleanField(default=False)
     # The kill switch: while true, new runs are refused with 503.
     ignore_pipeline_run_events = models.BooleanField(default=False)
+    # This installation's identity, made once: it labels every container Gofer starts, so that Gofer adopts and
+    # prunes only its own containers, even beside another installation on the same engine.
+    installation_id = models.UUIDField(default=uuid.uuid4, editable=False)
 
     class Meta:
         verbose_name = "system preferences"

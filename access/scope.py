@@ -15,6 +15,7 @@ from django.db.models import BooleanField, CharField, ExpressionWrapper, Q, Quer
 from kernel import scope as tenancy
 from kernel.choices import Action, Resource
 from kernel.errors import Forbidden, NotFound
+from kernel.identifiers import strict_int
 from kernel.rbac import Principal
 from pipelines.models import Namespace, Pipeline
 
@@ -130,6 +131,27 @@ def get_pipeline(
         required = _required(namespace_id, pipeline_slug, resources)
         raise Forbidden(f"this token lacks permission {describe(action, required)}")
     return found
+
+
+def route_principal(principal: Principal, run_id: object, resources: Iterable[str]) -> Principal:
+    """``principal`` with only the roles that apply on a route naming run ``run_id`` (None: no run) and needing
+    ``resources`` (kernel/rbac.py ``Binding``: the roles of run tokens are bound to their run).
+
+    A principal limited to one run that asks about another is told that run does not exist (NotFound naming
+    ``run_id``), exactly as an outsider is told about a namespace: it may not learn which runs exist."""
+    if all(role.binding is None for role in principal.roles):
+        return principal
+    run: int | None = None
+    if run_id is not None:
+        try:
+            run = strict_int(run_id)
+        except ValueError:
+            run = 0
+        run = run if run > 0 else 0  # no run has number 0: a bad id matches no bound role
+    narrowed = principal.on_route(run, resources)
+    if run is not None and principal.roles and not narrowed.roles:
+        raise NotFound.of("run", run_id, field="run_id")
+    return narrowed
 
 
 def require(principal: Principal, action: str, resources: Iterable[str] = (), *, admin: bool = False) -> None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 import secrets
 import string
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from access.choices import TokenKind
@@ -19,10 +23,24 @@ from access.models import Role, StaffAccess, SystemPreferences, Token
 from access.system_roles import SYSTEM_ROLE_PERMISSIONS
 from events import services as events
 from events.choices import EventKind
+from kernel.api import streams
 from kernel.choices import SystemRole
 from kernel.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from kernel.identifiers import check_identifier
-from kernel.rbac import InvalidPermission, Principal, compile_role, principal_for_roles, validate_permissions
+from kernel.rbac import (
+    Binding,
+    CompiledRole,
+    InvalidPermission,
+    Principal,
+    anchoring_warnings,
+    compile_role,
+    parse_resource,
+    principal_for_roles,
+    validate_permissions,
+)
+from pipelines.validation import RUN_TOKEN_GRANT_RESOURCES, run_token_grant_strings
+
+logger = logging.getLogger(__name__)
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LENGTH = 40
@@ -62,41 +80,97 @@ def authenticate(secret: str) -> Token:
     return token
 
 
-RUN_TOKEN_LIFETIME = 21 * 24 * 3600
+def _own(namespace_id: str, pipeline_slug: str) -> list[str]:
+    return [f"namespaces:^{re.escape(namespace_id)}$", f"pipelines:^{re.escape(pipeline_slug)}$"]
 
 
-def run_token_permissions(namespace_id: str, pipeline_slug: str) -> list[dict[str, list[str]]]:
-    """What a run token may do: work with its own pipeline (runs, objects, task executions), nothing else."""
-    own = [f"namespaces:^{re.escape(namespace_id)}$", f"pipelines:^{re.escape(pipeline_slug)}$"]
-    return [
-        {"resources": [*own, "runs", "objects", "task_executions", "configs"], "actions": ["read", "write"]},
-        {"resources": [*own, "objects"], "actions": ["delete"]},
-        {"resources": [*own, "deployments", "events"], "actions": ["read"]},
+def run_token_roles(
+    namespace_id: str, pipeline_slug: str, run_number: int, grants: Iterable[str] = ()
+) -> tuple[CompiledRole, ...]:
+    """What a run token may do (issue 8, least privilege), as bound roles (kernel/rbac.py ``Binding``):
+
+    - on routes that name its own run: read, write and delete that run's objects, read the run (and its timeline);
+    - on routes of its pipeline that name no run: read the pipeline's objects (and the pipeline itself);
+    - what the config version the run executes grants in ``run_token_grants`` (``"runs:write"``...), on its own
+      pipeline and any of its runs, never on the pipeline itself (disable, delete).
+
+    Nothing else: not configs, deployments, events, secrets, task executions, other pipelines; never attach.
+    """
+    own = _own(namespace_id, pipeline_slug)
+    label = f"run-token:{namespace_id}/{pipeline_slug}/{run_number}"
+    run_role = compile_role(
+        f"{label}:run",
+        [
+            {"resources": [*own, "objects"], "actions": ["read", "write", "delete"]},
+            {"resources": [*own, "runs"], "actions": ["read"]},
+        ],
+    )
+    pipeline_role = compile_role(f"{label}:pipeline", [{"resources": [*own, "objects"], "actions": ["read"]}])
+    roles = [
+        replace(run_role, binding=Binding(run=run_number)),
+        replace(pipeline_role, binding=Binding(outside_runs=True)),
     ]
+    by_resource: dict[str, list[str]] = {}
+    for grant in grants:
+        resource, _, action = grant.partition(":")
+        # Checked again here, whatever was stored: a grant outside the allowed set grants nothing.
+        if resource in RUN_TOKEN_GRANT_RESOURCES and action in ("read", "write", "delete"):
+            by_resource.setdefault(resource, []).append(action)
+    if by_resource:
+        granted = compile_role(
+            f"{label}:granted",
+            [{"resources": [*own, resource], "actions": actions} for resource, actions in sorted(by_resource.items())],
+        )
+        roles.append(replace(granted, binding=Binding(subresources_only=True)))
+    return tuple(roles)
+
+
+# Token kinds whose principal an app above this one computes (triggers: an extension's token, scoped to the
+# pipelines subscribed to it). Registered in that app's ready(); a kind without a factory grants nothing.
+PrincipalFactory = Callable[[Token], Principal]
+_principal_factories: dict[str, PrincipalFactory] = {}
+
+
+def register_principal_factory(kind: str, factory: PrincipalFactory) -> None:
+    """Make ``factory`` compute the principal of tokens of ``kind`` (called once, at start-up)."""
+    _principal_factories[kind] = factory
 
 
 def principal_for_token(token: Token) -> Principal:
+    if token.kind in _principal_factories:
+        return _principal_factories[token.kind](token)
+    if token.kind == TokenKind.EXTENSION:
+        return Principal(kind="extension", name=token.user, roles=(), token_id=str(token.id))
     if token.kind == TokenKind.RUN:
         meta = token.metadata or {}
-        role = compile_role(
-            f"run-token:{meta.get('namespace_id')}/{meta.get('pipeline_id')}",
-            run_token_permissions(meta.get("namespace_id", ""), meta.get("pipeline_id", "")),
+        try:
+            run_number = int(meta.get("run_id", ""))
+        except ValueError:
+            return Principal(kind="run", name=token.user, roles=(), token_id=str(token.id))
+        roles = run_token_roles(
+            meta.get("namespace_id", ""), meta.get("pipeline_id", ""), run_number, meta.get("grants", "").split()
         )
-        return Principal(kind="run", name=token.user, roles=(role,), token_id=str(token.id))
+        return Principal(kind="run", name=token.user, roles=roles, token_id=str(token.id))
     return principal_for_roles("token", token.user, token.roles.all(), token_id=str(token.id))
 
 
 def mint_run_token(run: Any) -> tuple[str, Token]:
-    """A token for one run's tasks (``inject_api_token``), scoped to the run's pipeline.
+    """A token for one run's tasks (``inject_api_token``), scoped to the run (``run_token_roles``), with the extra
+    grants of the config version the run executes (``run_token_grants``), fixed for the run's life.
 
-    Returns ``(secret, token)``; the caller stores the secret encrypted on the run. It is revoked when the run's
-    objects expire (revoke_run_token).
+    Returns ``(secret, token)``; the caller stores the secret encrypted on the run. It is revoked when the run
+    completes (runs/engine/outcomes.py::finish_run calls revoke_run_token), and expires after the global run timeout
+    (GOFER_GLOBAL_RUN_TIMEOUT) at the latest, since no run may last longer.
     """
     metadata = {"namespace_id": run.namespace_id, "pipeline_id": run.pipeline.slug, "run_id": str(run.number)}
+    config = getattr(run, "config", None)
+    grants = run_token_grant_strings(getattr(config, "run_token_grants", None) or [])
+    if grants:
+        metadata["grants"] = " ".join(grants)
     return create_token(
         f"run:{run.namespace_id}/{run.pipeline.slug}/{run.number}",
         [],
-        RUN_TOKEN_LIFETIME,
+        min(settings.GOFER_GLOBAL_RUN_TIMEOUT, MAX_TOKEN_LIFETIME),
         metadata,
         kind=TokenKind.RUN,
         roles=[],
@@ -108,6 +182,7 @@ def revoke_run_token(run: Any) -> None:
     """Delete a run's token and forget its secret. Nothing happens if it has none."""
     if run.token_id is not None:
         Token.objects.filter(pk=run.token_id).delete()
+        streams.access_changed([run.token_id])
     if run.token_id is not None or run.token_secret:
         type(run).objects.filter(pk=run.pk).update(token=None, token_secret=None)
         run.token_id, run.token_secret = None, None
@@ -117,7 +192,9 @@ def revoke_run_token(run: Any) -> None:
 def revoke_tokens(token_ids: Iterable[Any]) -> int:
     """Delete these tokens at once (a run's token when its run is deleted); returns how many existed. They stop
     working with the transaction's commit."""
-    _, per_model = Token.objects.filter(pk__in=list(token_ids)).delete()
+    token_ids = list(token_ids)
+    _, per_model = Token.objects.filter(pk__in=token_ids).delete()
+    streams.access_changed(token_ids)
     return per_model.get(Token._meta.label, 0)
 
 
@@ -234,6 +311,8 @@ def set_token_disabled(token: Token, disabled: bool) -> bool:
         return False
     token.disabled = disabled
     token.save(update_fields=["disabled"])
+    if disabled:
+        streams.access_changed([token.id])
     events.publish(EventKind.UPDATED_TOKEN, {"token_id": str(token.id), "disabled": disabled})
     return True
 
@@ -242,6 +321,7 @@ def set_token_disabled(token: Token, disabled: bool) -> bool:
 def delete_token(token: Token) -> None:
     token_id = str(token.id)
     token.delete()
+    streams.access_changed([token_id])
     events.publish(EventKind.DELETED_TOKEN, {"token_id": token_id})
 
 
@@ -251,10 +331,55 @@ def _check_role_fields(description: Any, permissions: Any) -> list[dict[str, lis
     if permissions is None:
         return None
     try:
-        return validate_permissions(permissions)
+        normalised = validate_permissions(permissions)
     except InvalidPermission as exc:
         field = str(exc).split(":", 1)[0]
         raise ValidationFailed(str(exc), field=field) from None
+    _check_targets_on_database(normalised)
+    return normalised
+
+
+def _check_targets_on_database(permissions: list[dict[str, list[str]]]) -> None:
+    """Every target must compile on the database in use, which matches them in lists (kernel/scope.py): Python's
+    ``re`` has syntax PostgreSQL's ``~`` refuses (named groups ``(?P<n>...)``). SQLite matches with Python's ``re``,
+    which validate_permissions already compiled. A target that fails here would make every list of its role fail."""
+    if connection.vendor != "postgresql":
+        return
+    for index, perm in enumerate(permissions):
+        for r_index, resource in enumerate(perm["resources"]):
+            compiled = parse_resource(resource)
+            if compiled.pattern is None:
+                continue
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute("SELECT '' ~ %s", [compiled.pattern.pattern])
+            except DatabaseError as exc:
+                field = f"permissions[{index}].resources[{r_index}]"
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ValidationFailed(
+                    f"{field}: the target of {resource.partition(':')[0]!r} does not compile on this server's "
+                    f"database (PostgreSQL): {reason:.200}",
+                    field=field,
+                ) from None
+
+
+def role_warnings(role_id: str, permissions: list[dict[str, list[str]]] | None) -> list[dict[str, str]]:
+    """Warnings about a role being created or updated with these permissions (``[{field, message}]``, also in the
+    server log): targets whose meaning changed when targets became anchored (kernel/rbac.py)."""
+    if not permissions:
+        return []
+    warnings = [{"field": field, "message": message} for field, message in anchoring_warnings(permissions)]
+    for warning in warnings:
+        logger.warning("role %s: %s: %s", role_id, warning["field"], warning["message"])
+    return warnings
+
+
+def visible_roles(principal: Principal) -> QuerySet:
+    """The roles ``principal`` may see: every role for admins, else only the roles it holds (a role's targets name
+    namespaces, which other tenants must not learn). Run tokens hold no stored role: they see none."""
+    if principal.is_admin:
+        return Role.objects.all()
+    return Role.objects.filter(id__in=[role.id for role in principal.roles])
 
 
 @transaction.atomic
@@ -273,8 +398,11 @@ def create_role(role_id: str, description: str, permissions: list) -> Role:
     return role
 
 
-def get_role(role_id: str) -> Role:
-    role = Role.objects.filter(id=role_id).first()
+def get_role(role_id: str, visible_to: Principal | None = None) -> Role:
+    """A role; with ``visible_to``, only one that principal may see (``visible_roles``), else NotFound as if it did
+    not exist."""
+    roles = Role.objects.all() if visible_to is None else visible_roles(visible_to)
+    role = roles.filter(id=role_id).first()
     if role is None:
         raise NotFound.of("role", role_id, field="role_id")
     return role
@@ -296,6 +424,8 @@ def update_role(role: Role, description: str | None = None, permissions: list | 
     if not changed:
         return False
     role.save(update_fields=changed)
+    if "permissions" in changed:
+        streams.access_changed(Token.objects.filter(roles=role).values_list("id", flat=True))
     events.publish(EventKind.UPDATED_ROLE, {"role_id": role.id})
     return True
 
@@ -305,7 +435,9 @@ def delete_role(role: Role) -> None:
     if role.system_role:
         raise ValidationFailed(f"role {role.id} is a system role and cannot be deleted", field="role_id")
     role_id = role.id
+    holders = list(Token.objects.filter(roles=role).values_list("id", flat=True))
     role.delete()
+    streams.access_changed(holders)
     events.publish(EventKind.DELETED_ROLE, {"role_id": role_id})
 
 
@@ -322,6 +454,11 @@ def update_system_preferences(ignore_pipeline_run_events: bool | None) -> bool:
     prefs.save(update_fields=["ignore_pipeline_run_events"])
     events.publish(EventKind.UPDATED_SYSTEM_PREFERENCES, {"ignore_pipeline_run_events": ignore_pipeline_run_events})
     return True
+
+
+def installation_id() -> str:
+    """This installation's id (made once, at migration): the label every container Gofer starts carries."""
+    return str(SystemPreferences.load().installation_id)
 
 
 def touch_last_used(token: Token) -> None:

@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "trigger_latency": ["--runs", "50", "--concurrency", "4"],
     "throughput": ["--runs", "150", "--queue-tasks", "500", "--docker-containers", "60"],
     "log_throughput": ["--lines", "200000", "--replays", "3"],
+    "idle_websockets": ["--sockets", "100", "--seconds", "30"],
 }
 
 

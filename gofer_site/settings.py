@@ -8,6 +8,7 @@ docs/configuration.md.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from decimal import Decimal, InvalidOperation
@@ -61,8 +62,20 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 
 # --- Where Gofer keeps its files ----------------------------------------------------------------------------------
+# Everything Gofer writes is its owner's only: directories 0700, files 0600 (docs/security.md, "The server").
 GOFER_HOME = Path(env("GOFER_HOME", str(BASE_DIR / ".gofer"))).resolve()
-GOFER_HOME.mkdir(parents=True, exist_ok=True)
+if not GOFER_HOME.exists():
+    GOFER_HOME.mkdir(parents=True, exist_ok=True)
+    GOFER_HOME.chmod(0o700)
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if missing, or take group and others' access away if it has any."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def _secret_key() -> str:
@@ -71,7 +84,9 @@ def _secret_key() -> str:
     if configured:
         return configured
     key_file = GOFER_HOME / "secret_key"
-    if not key_file.exists():
+    if key_file.exists():
+        _private_file(key_file)
+    else:
         # O_EXCL: two processes starting together (server and worker) must not write two different keys.
         try:
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -94,15 +109,43 @@ ALLOWED_HOSTS = envlist("GOFER_ALLOWED_HOSTS", ",".join(sorted({"127.0.0.1", "lo
 CSRF_TRUSTED_ORIGINS = envlist("GOFER_CSRF_TRUSTED_ORIGINS")
 # The URL task containers use to call back into Gofer (GOFER_API_BASE_URL inside a task). Operator-set, because only
 # the operator knows how containers reach this server.
-GOFER_API_BASE_URL = env("GOFER_API_BASE_URL", f"http://{GOFER_BIND}")
+# HTTPS (docs/security.md, "The server"): `make run` (manage.py serve) serves TLS when both are set; `manage.py
+# dev_certificate` makes a local pair.
+GOFER_TLS_CERT = env("GOFER_TLS_CERT")
+GOFER_TLS_KEY = env("GOFER_TLS_KEY")
+if bool(GOFER_TLS_CERT) != bool(GOFER_TLS_KEY):
+    raise ImproperlyConfigured("GOFER_TLS_CERT and GOFER_TLS_KEY go together: set both (HTTPS) or neither (HTTP)")
+GOFER_API_BASE_URL = env("GOFER_API_BASE_URL", f"{'https' if GOFER_TLS_CERT else 'http'}://{GOFER_BIND}")
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("GOFER_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = envbool("GOFER_SECURE_COOKIES", bool(GOFER_TLS_CERT))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 if envbool("GOFER_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- The server: proxies, slow and huge requests, streams (docs/security.md, "The server") ------------------------
+# Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs); none by default: the TCP peer is the client.
+GOFER_TRUSTED_PROXIES = envlist("GOFER_TRUSTED_PROXIES")
+for _proxy in GOFER_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"GOFER_TRUSTED_PROXIES: {_proxy!r} is not an address or a CIDR") from _exc
+# A request's line and headers must arrive within this many seconds of the connection (on a kept-alive connection,
+# of the request's first byte); its body within GOFER_HTTP_BODY_TIMEOUT plus one second per GOFER_HTTP_BODY_MIN_RATE
+# bytes received.
+GOFER_HTTP_HEADER_TIMEOUT = envint("GOFER_HTTP_HEADER_TIMEOUT", 15, minimum=1)
+GOFER_HTTP_BODY_TIMEOUT = envint("GOFER_HTTP_BODY_TIMEOUT", 30, minimum=1)
+GOFER_HTTP_BODY_MIN_RATE = envint("GOFER_HTTP_BODY_MIN_RATE", 64 * 1024, minimum=1)
+# Open connections (HTTP and websockets) from one client address; trusted proxies are not counted. 0: no cap.
+GOFER_MAX_CONNECTIONS_PER_CLIENT = envint("GOFER_MAX_CONNECTIONS_PER_CLIENT", 64, minimum=0)
+# Open websocket streams (events, logs, attach) per token (anonymous callers: per client address). 0: no cap.
+GOFER_MAX_STREAMS_PER_TOKEN = envint("GOFER_MAX_STREAMS_PER_TOKEN", 32, minimum=0)
+# An open stream re-checks its token and roles this often (and at once when they are revoked in this process, or
+# in any process with Redis).
+GOFER_STREAM_RECHECK_SECONDS = envint("GOFER_STREAM_RECHECK_SECONDS", 30, minimum=1)
 
 INSTALLED_APPS = [
     "daphne",
@@ -114,6 +157,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "django_q",
     # Gofer's own apps. Each owns one concept; see docs/architecture.md.
@@ -130,6 +174,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Requests on the external listener (GOFER_EXTERNAL_BIND) see only /api/external/ (gofer_site/listeners.py).
+    "gofer_site.listeners.ExternalListenerMiddleware",
+    "kernel.api.middleware.ClientAddressMiddleware",
     "kernel.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -164,6 +211,11 @@ DATABASE_URL = env("GOFER_DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
+    # SQLite creates the -wal and -shm files with the database file's mode.
+    _private_file(GOFER_HOME / "gofer.sqlite3")
+    for _suffix in ("-wal", "-shm"):
+        if (GOFER_HOME / f"gofer.sqlite3{_suffix}").exists():
+            _private_file(GOFER_HOME / f"gofer.sqlite3{_suffix}")
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -212,6 +264,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
     }
+    # Shared by every server process: the per-token stream cap (kernel/api/streams.py) and rate limits hold across
+    # them. Without Redis, Django's per-process memory cache.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": Q_CLUSTER["name"],
+        }
+    }
 else:
     Q_CLUSTER["orm"] = "default"
     # In-process only: websocket consumers also poll the database and log files, so a worker in another process
@@ -248,6 +309,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.9.1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # /api/docs/ serves Redoc from this server's static files (drf-spectacular-sidecar), never from a CDN.
+    "REDOC_DIST": "SIDECAR",
 }
 # Request bodies above this are refused (413) before they are parsed. Object uploads stream and have their own limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("GOFER_MAX_REQUEST_BYTES", 8 * 1024 * 1024, minimum=1024)
@@ -264,6 +327,9 @@ GOFER_EVENT_RETENTION_SECONDS = envint("GOFER_EVENT_RETENTION_SECONDS", 15_768_0
 GOFER_TASK_LOG_RETENTION_RUNS = envint("GOFER_TASK_LOG_RETENTION_RUNS", 50, minimum=1)
 GOFER_TASK_STOP_TIMEOUT = envint("GOFER_TASK_STOP_TIMEOUT", 300, minimum=0)
 GOFER_GLOBAL_RUN_TIMEOUT = envint("GOFER_GLOBAL_RUN_TIMEOUT", 24 * 3600, minimum=60)
+# Variable names a run's own variables may not set (shell-style patterns, matched on the upper-cased name): a run
+# must not replace the tasks' PATH or the GOFER_* variables Gofer injects (issue 8). "" protects nothing.
+GOFER_PROTECTED_VARIABLES = envlist("GOFER_PROTECTED_VARIABLES", "PATH,GOFER_*")
 # Anonymous read of the default namespace (Gofer's web UI uses it). Off in sandbox deployments.
 GOFER_ALLOW_ANONYMOUS = envbool("GOFER_ALLOW_ANONYMOUS", True)
 GOFER_SANDBOX = envbool("GOFER_SANDBOX", False)
@@ -275,6 +341,8 @@ GOFER_LEASE_SECONDS = envint("GOFER_LEASE_SECONDS", 30, minimum=2)
 # How long one worker step watches one container before handing it back to the queue (so a few workers can watch
 # many containers).
 GOFER_DRIVE_SLICE_SECONDS = envint("GOFER_DRIVE_SLICE_SECONDS", 10, minimum=1)
+# Attach (an interactive command in a running task) for the whole server; it also needs the `attach` permission and
+# the namespace's allow_attach (docs/security.md, "Permissions").
 GOFER_ALLOW_ATTACH = envbool("GOFER_ALLOW_ATTACH", True)
 
 # --- Schedulers (container engines) ------------------------------------------------------------------------------
@@ -285,12 +353,18 @@ GOFER_DEV_SCHEDULERS = envbool("GOFER_DEV_SCHEDULERS", False)
 GOFER_DOCKER_NETWORK_MODE = env("GOFER_DOCKER_NETWORK_MODE", "")
 GOFER_DOCKER_INIT = envbool("GOFER_DOCKER_INIT", True)
 GOFER_DOCKER_TIMEOUT = envint("GOFER_DOCKER_TIMEOUT", 300, minimum=5)
-GOFER_CONTAINER_PRUNE_AFTER = envint("GOFER_CONTAINER_PRUNE_AFTER", 24 * 3600, minimum=0)
+# How long a finished task's container is kept (for debugging with docker inspect/logs). 0, the default: removed as
+# soon as its logs are stored and its exit recorded, so its environment (secrets) and output leave the host at once.
+GOFER_CONTAINER_PRUNE_AFTER = envint("GOFER_CONTAINER_PRUNE_AFTER", 0, minimum=0)
+
+
 # Image registries tasks may pull from (kernel/outbound.py): those listed here (host, host:port, address or CIDR),
 # and, while GOFER_ALLOW_PUBLIC_REGISTRIES is on, any other registry whose every address is public. Loopback,
 # private and link-local registries are refused unless listed.
 GOFER_ALLOWED_REGISTRIES = envlist("GOFER_ALLOWED_REGISTRIES")
 GOFER_ALLOW_PUBLIC_REGISTRIES = envbool("GOFER_ALLOW_PUBLIC_REGISTRIES", True)
+
+
 # Task containers: the defaults that apply when a task sets nothing (docs/security.md, "Task containers").
 def envcores(name: str, default: str) -> Decimal | None:
     raw = env(name, default).strip()
@@ -355,6 +429,41 @@ GOFER_OBJECT_DIR = Path(env("GOFER_OBJECT_DIR", str(GOFER_HOME / "objects")))
 GOFER_OBJECT_MAX_BYTES = envint("GOFER_OBJECT_MAX_BYTES", 50 * 1024**3, minimum=1)
 GOFER_PIPELINE_OBJECT_LIMIT = envint("GOFER_PIPELINE_OBJECT_LIMIT", 50, minimum=1)
 GOFER_RUN_OBJECT_EXPIRY = envint("GOFER_RUN_OBJECT_EXPIRY", 2, minimum=1)
+
+# --- Triggers: extensions and subscriptions (docs/triggers.md, docs/extensions.md) --------------------------------
+# Built-ins installed once per database, with install settings from GOFER_BUILTIN_<ID>_<KEY> (github is skipped until
+# GOFER_BUILTIN_GITHUB_APP_WEBHOOK_SECRET is set). An operator's uninstall sticks.
+GOFER_BUILTIN_EXTENSIONS = envlist("GOFER_BUILTIN_EXTENSIONS", "interval,cron,webhook,github")
+# The ticker (one per installation, in a worker process) sleeps until the next firing, at most this long, so it
+# notices subscriptions made by other processes: one indexed query per wake-up when idle.
+GOFER_TRIGGER_TICK_SECONDS = envint("GOFER_TRIGGER_TICK_SECONDS", 5, minimum=1, maximum=60)
+# The ticker's lease: held by one worker process, renewed every third of this. 0: no lease, every worker process
+# ticks (the firings' unique keys still start each due firing once; costs one query per process per tick).
+GOFER_TRIGGER_LEASE_SECONDS = envint("GOFER_TRIGGER_LEASE_SECONDS", 30, minimum=0)
+# How often a subscription in error is re-checked, to heal by itself.
+GOFER_TRIGGER_HEAL_SECONDS = envint("GOFER_TRIGGER_HEAL_SECONDS", 30, minimum=1)
+# A firing overdue by more than this fell due while no worker ran: it fires once (interval: after its jitter).
+GOFER_TRIGGER_MISSED_GRACE_SECONDS = envint("GOFER_TRIGGER_MISSED_GRACE_SECONDS", 60, minimum=1)
+# Firings (and with them the delivery ids that make webhooks idempotent) are kept this long.
+GOFER_TRIGGER_FIRING_RETENTION_SECONDS = envint("GOFER_TRIGGER_FIRING_RETENTION_SECONDS", 30 * 24 * 3600, minimum=3600)
+# The external endpoints (/api/external/...): body limit (GitHub sends at most 25 MB) and a rate limit per source
+# address, in django-ratelimit's form (count/period: 120/m). "" turns the limit off.
+GOFER_EXTERNAL_MAX_BODY_BYTES = envint("GOFER_EXTERNAL_MAX_BODY_BYTES", 25 * 1024 * 1024, minimum=1024)
+GOFER_EXTERNAL_RATE_LIMIT = env("GOFER_EXTERNAL_RATE_LIMIT", "120/m")
+# A second listener serving only /api/external/ (Gofer's port 8081), started by `make run` when set; "" = the
+# external endpoints are served by the main listener only.
+GOFER_EXTERNAL_BIND = env("GOFER_EXTERNAL_BIND", "")
+# Third-party extensions: the engine their services run on (default: GOFER_SCHEDULER), the host Gofer reaches them
+# on, the Gofer URL they are given (GOFER_EXTENSION_SYSTEM_GOFER_HOST), and their health checks and restarts.
+GOFER_EXTENSION_SCHEDULER = env("GOFER_EXTENSION_SCHEDULER", "")
+GOFER_EXTENSION_HOST = env("GOFER_EXTENSION_HOST", "127.0.0.1")
+GOFER_EXTENSION_GOFER_URL = env("GOFER_EXTENSION_GOFER_URL", GOFER_API_BASE_URL)
+GOFER_EXTENSION_HEALTH_SECONDS = envint("GOFER_EXTENSION_HEALTH_SECONDS", 10, minimum=1)
+GOFER_EXTENSION_HEALTH_FAILURES = envint("GOFER_EXTENSION_HEALTH_FAILURES", 3, minimum=1)
+GOFER_EXTENSION_START_TIMEOUT = envint("GOFER_EXTENSION_START_TIMEOUT", 30, minimum=1)
+GOFER_EXTENSION_REQUEST_TIMEOUT = envint("GOFER_EXTENSION_REQUEST_TIMEOUT", 5, minimum=1)
+GOFER_EXTENSION_RESTART_BACKOFF_MAX = envint("GOFER_EXTENSION_RESTART_BACKOFF_MAX", 300, minimum=1)
+GOFER_EXTENSION_LOG_LINES = envint("GOFER_EXTENSION_LOG_LINES", 5000, minimum=100)
 
 # --- Logs -----------------------------------------------------------------------------------------------------------
 GOFER_LOG_DIR = Path(env("GOFER_LOG_DIR", str(GOFER_HOME / "logs")))

@@ -11,6 +11,8 @@ api_patterns = [
     path("", include("runs.api.urls")),
     path("", include("secretstore.api.urls")),
     path("", include("objectstore.api.urls")),
+    path("", include("triggers.api.urls")),
+    path("", include("triggers.api.external_urls")),
 ]
 
 urlpatterns = [

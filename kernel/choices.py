@@ -13,6 +13,9 @@ class Resource(models.TextChoices):
     """What a permission applies to. Targeted resources carry a regex: ``pipelines:^web-.*``."""
 
     ALL = "all"
+    # Attach (an interactive command in a running task's container, which can read its secrets): ``write`` on it is
+    # needed on top of write on runs and task executions. Only admins (``all``) have it by default; never run tokens.
+    ATTACH = "attach"
     CONFIGS = "configs"
     DEPLOYMENTS = "deployments"
     EVENTS = "events"

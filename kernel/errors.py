@@ -91,6 +91,12 @@ class LengthRequired(GoferError):
     code = "length_required"
 
 
+class TooMany(GoferError):
+    """Over a per-caller cap (open streams per token); retry when one closes."""
+
+    code = "rate_limited"
+
+
 class Unavailable(GoferError):
     """Refused for now: the kill switch, a disabled pipeline, a backend that cannot be reached."""
 

@@ -23,6 +23,9 @@ class Resolved:
 
     namespace: Any = None
     pipeline: Any = None
+    # The principal with only the roles that apply on this route (kernel/rbac.py ``Principal.on_route``: the bound
+    # roles of run tokens); None: the caller's own. Handlers must act as this one.
+    principal: Principal | None = None
 
 
 class Gate(ABC):
@@ -50,12 +53,14 @@ class Gate(ABC):
         namespace_id: str | None,
         pipeline_id: str | None,
         may_create_pipeline: bool = False,
+        run_id: str | None = None,
     ) -> Resolved:
         """The namespace and pipeline named by a path, if ``principal`` may perform ``action`` there.
 
         Raises NotFound (404) for what does not exist or may not be read, Forbidden (403) for what may be read but
         not acted on. With ``may_create_pipeline`` the pipeline need not exist (registering a config creates it);
-        the permission is then checked on its id."""
+        the permission is then checked on its id. ``run_id`` is the run the path names, if any: roles bound to a run
+        (run tokens) apply only on routes naming theirs, so a caller that omits it gets less, never more."""
 
     @abstractmethod
     def require(self, principal: Principal, action: str, resources: Iterable[str], *, admin: bool = False) -> None:

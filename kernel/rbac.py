@@ -4,8 +4,19 @@ A role is a list of permissions; a permission is a list of actions and a list of
 ``namespaces``, ``pipelines`` and ``extensions`` carry a regex target (``pipelines:^web-``). A request needs one
 action on a set of resources, for example ``write`` on ``{namespaces: "team-a", pipelines: "build", runs: None}``.
 It is allowed when *one role* has, for *every* required resource, a permission that includes the action and whose
-resource matches (``all`` matches everything; a target regex must match the id, Python ``re.search`` semantics as in
-Gofer; a required resource without a target, as in list routes, matches any permission of that resource type).
+resource matches (``all`` matches everything; a required resource without a target, as in list routes, matches any
+permission of that resource type).
+
+Targets are anchored (issue 8): a target must match the *whole* id unless it says otherwise with an explicit anchor.
+``namespaces:team-a`` is exactly ``team-a`` and ``pipelines:web-.*`` every id starting with ``web-``; a target that
+starts with ``^`` or ends with ``$`` (after leading inline flags such as ``(?i)``) is a regex taken as written, with
+``re.search`` semantics (Gofer's), so ``pipelines:^web-`` is a prefix too and ``namespaces:-prod$`` a suffix. The
+compiled pattern (``CompiledResource.pattern``) is the anchored one, and it is what kernel/scope.py gives the
+database (PostgreSQL ``~``, SQLite ``REGEXP``), so Python and SQL match the same ids.
+
+A role may also be *bound* (``Binding``): the roles of run tokens apply only on routes that name their run, or only
+on routes that name no run, or only on routes that act on something inside a pipeline rather than on the pipeline
+itself. ``Principal.on_route`` drops the roles that do not apply before a request is checked (access/gate.py).
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kernel.choices import ADMIN_ROLES, TARGETED_RESOURCES, Action, Resource
 
@@ -24,6 +35,47 @@ ACTION_NAMES = frozenset(a.value for a in Action)
 
 class InvalidPermission(ValueError):
     """A permission or resource string is malformed; the message says which part."""
+
+
+# Leading inline flags, ``(?i)``: they must stay first when a target is anchored (Python and PostgreSQL agree on it).
+_LEADING_FLAGS = re.compile(r"\A\(\?[a-zA-Z]+\)")
+
+
+def _split_flags(target: str) -> tuple[str, str]:
+    match = _LEADING_FLAGS.match(target)
+    return (match.group(0), target[match.end() :]) if match else ("", target)
+
+
+def _ends_with_anchor(body: str) -> bool:
+    """Whether ``body`` ends with an unescaped ``$`` (``\\$`` is a literal dollar)."""
+    if not body.endswith("$"):
+        return False
+    backslashes = len(body[:-1]) - len(body[:-1].rstrip("\\"))
+    return backslashes % 2 == 0
+
+
+def is_explicitly_anchored(target: str) -> bool:
+    """Whether a target says how it is anchored (``^...`` or ``...$``), and so is a regex taken as written."""
+    _, body = _split_flags(target)
+    return body.startswith("^") or _ends_with_anchor(body)
+
+
+def anchored(target: str) -> str:
+    """The regex a target stands for: as written when it is explicitly anchored, else a match of the whole id."""
+    if is_explicitly_anchored(target):
+        return target
+    flags, body = _split_flags(target)
+    return f"{flags}^(?:{body})$"
+
+
+def anchoring_changed_meaning(target: str) -> bool:
+    """Whether this target meant something else before targets were anchored (issue 8), when it was matched with
+    ``re.search`` as written. Unchanged: explicitly anchored targets, and those that begin and end with ``.*``
+    (a search for ``p`` is a full match of ``.*p.*``)."""
+    if is_explicitly_anchored(target):
+        return False
+    _, body = _split_flags(target)
+    return not (body.startswith(".*") and body.endswith(".*") and not _ends_with_anchor(body))
 
 
 @dataclass(frozen=True)
@@ -38,6 +90,7 @@ class CompiledResource:
             return False
         if target is None or self.pattern is None:
             return True
+        # The pattern is anchored (``anchored``) unless its target said otherwise: search, as the database does.
         return self.pattern.search(target) is not None
 
 
@@ -48,9 +101,35 @@ class CompiledPermission:
 
 
 @dataclass(frozen=True)
+class Binding:
+    """Where a bound role applies, beyond what its permissions say (the roles of run tokens, access/services.py).
+
+    ``run``: only on routes whose path names this run number. ``outside_runs``: only on routes whose path names no
+    run. ``subresources_only``: only on routes that need a resource besides the namespace and the pipeline, so that
+    a grant on a pipeline's runs is no grant on the pipeline itself (``PATCH``/``DELETE .../pipelines/{id}`` need
+    only write or delete on the namespace and pipeline targets).
+    """
+
+    run: int | None = None
+    outside_runs: bool = False
+    subresources_only: bool = False
+
+    def applies(self, run: int | None, resources: Iterable[str]) -> bool:
+        """Whether the role applies on a route naming ``run`` (None: no run) and needing ``resources``."""
+        if self.run is not None and run != self.run:
+            return False
+        if self.outside_runs and run is not None:
+            return False
+        # A route that needs only the namespace and pipeline targets acts on the pipeline itself.
+        return not self.subresources_only or any(r not in TARGETED_RESOURCES for r in resources)
+
+
+@dataclass(frozen=True)
 class CompiledRole:
     id: str
     permissions: tuple[CompiledPermission, ...]
+    # None: the role applies on every route. Set only on the synthetic roles of run tokens.
+    binding: Binding | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -102,10 +181,31 @@ def parse_resource(text: str) -> CompiledResource:
         if target == "":
             raise InvalidPermission(f"resource {name!r} has an empty target; use '{name}:.*' for every {name}")
         try:
-            pattern = re.compile(target)
+            re.compile(target)
+            pattern = re.compile(anchored(target))
         except re.error as exc:
             raise InvalidPermission(f"target of {name!r} is not a valid regex: {exc}") from None
     return CompiledResource(name, pattern)
+
+
+def anchoring_warnings(permissions: list[dict[str, list[str]]]) -> list[tuple[str, str]]:
+    """``(field, message)`` for each target of these (valid) permissions whose meaning changed when targets became
+    anchored (issue 8): the role still works, with the new meaning, but its author may have meant the old one."""
+    warnings = []
+    for index, perm in enumerate(permissions):
+        for r_index, resource in enumerate(perm.get("resources", [])):
+            name, sep, target = resource.partition(":")
+            if not sep or not anchoring_changed_meaning(target):
+                continue
+            warnings.append(
+                (
+                    f"permissions[{index}].resources[{r_index}]",
+                    f"{resource} must now match the whole id (targets are anchored); before, it matched every id "
+                    f"that merely contained a match. Write {name}:^{target} for ids starting with it, or "
+                    f"{name}:.*{target}.* for the old meaning",
+                )
+            )
+    return warnings
 
 
 def validate_permissions(permissions: object) -> list[dict[str, list[str]]]:
@@ -172,6 +272,15 @@ class Principal:
     @property
     def is_anonymous(self) -> bool:
         return self.kind == "anonymous"
+
+    def on_route(self, run: int | None, resources: Iterable[str]) -> Principal:
+        """This principal with only the roles that apply on a route naming ``run`` (None: no run; 0: a run id that
+        is not a number) and needing ``resources`` (see ``Binding``). Unbound roles apply everywhere."""
+        if all(role.binding is None for role in self.roles):
+            return self
+        resources = tuple(resources)
+        kept = tuple(role for role in self.roles if role.binding is None or role.binding.applies(run, resources))
+        return replace(self, roles=kept)
 
     def allows(self, action: str, required: Mapping[str, str | None]) -> bool:
         """True when one role grants ``action`` on every resource in ``required``."""

@@ -31,6 +31,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from kernel import files
+
 CHUNK_SIZE = 1024 * 1024
 TEMP_PREFIX = ".partial-"
 
@@ -148,7 +150,7 @@ class FilesystemWriter(BlobWriter):
     def __init__(self, name: str, final_path: Path) -> None:
         self.name = name
         self.final_path = final_path
-        final_path.parent.mkdir(parents=True, exist_ok=True)
+        files.private_directories(final_path.parent)  # 0700 up to the store's root; the blob itself is 0600
         self.temp_path = final_path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         # O_EXCL: the temp name is fresh; never follow or reuse something already there.
         fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -443,14 +443,26 @@ def expire_run_objects(pipeline: Pipeline) -> list[Run]:
 # --- extension objects ----------------------------------------------------------------------------------------------
 
 
+# The extension registry lives in the triggers app, above this one: it says which ids are installed
+# (TriggersConfig.ready). Without it (triggers not installed) any valid id has a store.
+_extension_registry: Callable[[str], bool] | None = None
+
+
+def set_extension_registry(is_installed: Callable[[str], bool]) -> None:
+    """Make ``is_installed(extension_id)`` decide which extensions have a store (called once, at start-up)."""
+    global _extension_registry
+    _extension_registry = is_installed
+
+
 def check_extension_access(principal: Principal, extension_id: object, action: str) -> str:
     """The extension id, if ``principal`` may ``action`` objects of that extension (``extensions:<regex>`` matching
-    it, with ``objects``; admins always). Raises ValidationFailed (bad id) or Forbidden naming the permission.
-
-    The id is not checked against an extension registry yet (there is none): any valid id has a store.
+    it, with ``objects``; admins always) and the extension is installed. Raises ValidationFailed (bad id),
+    Forbidden naming the permission, or NotFound naming ``extension_id``.
     """
     extension_id = validate_extension_id(extension_id)
     access_scope.require_extension(principal, extension_id, action, (Resource.OBJECTS,))
+    if _extension_registry is not None and not _extension_registry(extension_id):
+        raise NotFound.of("extension", extension_id, field="extension_id")
     return extension_id
 
 

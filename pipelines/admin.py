@@ -107,7 +107,7 @@ class NamespaceAdmin(NamespacedAdminMixin, ThroughServicesMixin, admin.ModelAdmi
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return ("id", "name", "description")
-        return ("id", "name", "description", "created", "modified")
+        return ("id", "name", "description", "allow_attach", "created", "modified")
 
     @admin.display(description="pipelines", ordering="_pipelines")
     def pipeline_count(self, namespace: Namespace) -> int:
@@ -127,7 +127,7 @@ class NamespaceAdmin(NamespacedAdminMixin, ThroughServicesMixin, admin.ModelAdmi
         if not change:
             return services.create_namespace(data["id"], data["name"], data["description"])
         current = Namespace.objects.get(pk=obj.pk)
-        services.update_namespace(current, data["name"], data["description"])
+        services.update_namespace(current, data["name"], data["description"], data.get("allow_attach"))
         return current
 
     def delete_with_service(self, request: HttpRequest, obj: Namespace) -> None:

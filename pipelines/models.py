@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from kernel.scope import Tenancy
@@ -21,6 +22,10 @@ class Namespace(models.Model):
     id = models.CharField(primary_key=True, max_length=32)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
+    # False: nobody may attach to a task of this namespace, whatever their permissions (admins set it).
+    allow_attach = models.BooleanField(
+        default=True, help_text="Allow attach (an interactive command in a running task) in this namespace."
+    )
     created = models.DateTimeField(default=timezone.now, editable=False)
     modified = models.DateTimeField(default=timezone.now)
 
@@ -29,6 +34,10 @@ class Namespace(models.Model):
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            # Ids that differ only in case would share a log and object directory on a case-insensitive filesystem.
+            models.UniqueConstraint(Lower("id"), name="namespace_unique_lower_id"),
+        ]
 
     def __str__(self) -> str:
         return self.id
@@ -53,7 +62,11 @@ class Pipeline(models.Model):
 
     class Meta:
         ordering = ["namespace_id", "slug"]
-        constraints = [models.UniqueConstraint(fields=["namespace", "slug"], name="pipeline_unique_per_namespace")]
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "slug"], name="pipeline_unique_per_namespace"),
+            # As for namespace ids: slugs differing only in case would share a log and object directory.
+            models.UniqueConstraint("namespace", Lower("slug"), name="pipeline_unique_lower_slug_per_namespace"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.namespace_id}/{self.slug}"
@@ -72,6 +85,8 @@ class PipelineConfig(models.Model):
     parallelism_mode = models.CharField(max_length=16, choices=ParallelismMode.choices, default=ParallelismMode.QUEUE)
     # False: no task of this version stores or streams logs (a roadmap item).
     logging = models.BooleanField(default=True)
+    # What this version's run tokens may do beyond the default (pipelines/validation.py, docs/security.md).
+    run_token_grants = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=16, choices=ConfigState.choices, default=ConfigState.UNRELEASED)
     registered = models.DateTimeField(default=timezone.now, editable=False)
     deprecated = models.DateTimeField(null=True, blank=True)

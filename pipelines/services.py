@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from events import services as events
 from events.choices import EventKind
-from kernel.errors import Conflict, NotFound, ValidationFailed
+from kernel.choices import Resource
+from kernel.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kernel.identifiers import check_identifier, strict_int
+from kernel.rbac import Principal
 from pipelines.choices import ConfigState, DeploymentState, DeploymentStatus, PipelineState
 from pipelines.models import Deployment, Namespace, Pipeline, PipelineConfig, Task
 from pipelines.signals import config_deleting, namespace_deleting, pipeline_deleting
@@ -51,22 +53,39 @@ def create_namespace(namespace_id: object, name: object, description: object) ->
     name = _text(name, "name", 200, required=True)
     description = _text(description, "description", 2000) or ""
     try:
+        # The database refuses an id equal to another but for case (constraint namespace_unique_lower_id): the two
+        # would share a log and object directory on a case-insensitive filesystem. Race-free, whoever inserts.
         with transaction.atomic():
             namespace = Namespace.objects.create(id=namespace_id, name=name, description=description)
     except IntegrityError:
+        existing = Namespace.objects.filter(id__iexact=namespace_id).values_list("id", flat=True).first()
+        if existing is not None and existing != namespace_id:
+            raise Conflict(
+                f"namespace {namespace_id} conflicts with the existing namespace {existing}: ids may not differ only "
+                "in case",
+                field="id",
+            ) from None
         raise Conflict(f"namespace {namespace_id} already exists", field="id") from None
     events.publish(EventKind.CREATED_NAMESPACE, {"namespace_id": namespace.id}, namespace_id=namespace.id)
     return namespace
 
 
 @transaction.atomic
-def update_namespace(namespace: Namespace, name: object = None, description: object = None) -> bool:
-    """Change a namespace's name or description. Returns False when nothing changed."""
+def update_namespace(
+    namespace: Namespace, name: object = None, description: object = None, allow_attach: object = None
+) -> bool:
+    """Change a namespace's name, description or attach switch (``allow_attach``: admins only, as every namespace
+    change). Returns False when nothing changed."""
     name = _text(name, "name", 200)
     description = _text(description, "description", 2000)
     if name is not None and not name.strip():
         raise ValidationFailed("name: must not be empty", field="name")
+    if allow_attach is not None and not isinstance(allow_attach, bool):
+        raise ValidationFailed("allow_attach: must be true or false", field="allow_attach")
     changed = []
+    if allow_attach is not None and allow_attach != namespace.allow_attach:
+        namespace.allow_attach = allow_attach
+        changed.append("allow_attach")
     if name is not None and name != namespace.name:
         namespace.name = name
         changed.append("name")
@@ -147,19 +166,33 @@ def _lock_or_create_pipeline(namespace: Namespace, slug: str) -> tuple[Pipeline,
         with transaction.atomic():
             pipeline = Pipeline.objects.create(namespace=namespace, slug=slug)
     except IntegrityError:
-        # Another request created it between our read and our insert: take theirs.
-        return Pipeline.objects.select_for_update().get(namespace=namespace, slug=slug), False
+        # Another request created it between our read and our insert: take theirs. Or one whose slug differs only
+        # in case exists (constraint pipeline_unique_lower_slug_per_namespace): they would share a directory.
+        existing = Pipeline.objects.select_for_update().filter(namespace=namespace, slug=slug).first()
+        if existing is not None:
+            return existing, False
+        other = Pipeline.objects.filter(namespace=namespace, slug__iexact=slug).values_list("slug", flat=True).first()
+        raise Conflict(
+            f"pipeline {slug} conflicts with the existing pipeline {other}: ids may not differ only in case",
+            field="pipeline_id",
+        ) from None
     return pipeline, True
 
 
 @transaction.atomic
-def register_config(namespace: Namespace, pipeline_slug: str, raw_config: object) -> tuple[Pipeline, PipelineConfig]:
+def register_config(
+    namespace: Namespace, pipeline_slug: str, raw_config: object, principal: Principal | None = None
+) -> tuple[Pipeline, PipelineConfig]:
     """Validate and store a new config version (state ``unreleased``), creating the pipeline on first registration.
 
-    Nothing is written unless the whole config is valid.
+    Nothing is written unless the whole config is valid. With ``principal`` (the API), the config may grant its run
+    tokens (``run_token_grants``) only what that principal may itself do on the pipeline: registering a config is no
+    way to give a task more than its author has.
     """
     check_identifier(pipeline_slug, "pipeline_id")
     spec: ConfigSpec = parse_config(raw_config, pipeline_slug)
+    if principal is not None:
+        _check_grants_held(principal, namespace.id, pipeline_slug, spec.run_token_grants)
     pipeline, created = _lock_or_create_pipeline(namespace, pipeline_slug)
     if created:
         events.publish(
@@ -180,6 +213,7 @@ def register_config(namespace: Namespace, pipeline_slug: str, raw_config: object
         parallelism=spec.parallelism,
         parallelism_mode=spec.parallelism_mode,
         logging=spec.logging,
+        run_token_grants=spec.run_token_grants,
     )
     Task.objects.bulk_create(
         [Task(config=config, position=position, **task.row_values()) for position, task in enumerate(spec.tasks)]
@@ -191,6 +225,19 @@ def register_config(namespace: Namespace, pipeline_slug: str, raw_config: object
         pipeline_slug=pipeline.slug,
     )
     return pipeline, config
+
+
+def _check_grants_held(principal: Principal, namespace_id: str, pipeline_slug: str, grants: list[dict]) -> None:
+    for index, grant in enumerate(grants):
+        for resource in grant["resources"]:
+            for action in grant["actions"]:
+                required = {Resource.NAMESPACES: namespace_id, Resource.PIPELINES: pipeline_slug, resource: None}
+                if not principal.allows(action, required):
+                    field = f"config.run_token_grants[{index}]"
+                    raise Forbidden(
+                        f"{field}: grants {action} on {resource} to run tokens, which this token may not do itself",
+                        field=field,
+                    )
 
 
 def parse_version(raw: object, *, allow_latest: bool = True) -> int:

@@ -8,7 +8,7 @@ returns a normalised ``ConfigSpec``; nothing is written until the whole config i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,23 @@ from pipelines.taskspec import parse_variables as _parse_variables
 
 MAX_TASKS = 200
 
-PIPELINE_FIELDS = {"id", "name", "description", "parallelism", "parallelism_mode", "logging", "tasks"}
+PIPELINE_FIELDS = {
+    "id",
+    "name",
+    "description",
+    "parallelism",
+    "parallelism_mode",
+    "logging",
+    "tasks",
+    "run_token_grants",
+}
+
+# What a config may grant its run tokens beyond their default (access/services.py::run_token_roles), always on the
+# pipeline itself: its own resources, never secrets, attach, subscriptions (their settings may reference secrets and
+# go to an extension), tokens, roles, the system or another pipeline.
+RUN_TOKEN_GRANT_RESOURCES = ("configs", "deployments", "events", "objects", "runs", "task_executions")
+RUN_TOKEN_GRANT_ACTIONS = ("read", "write", "delete")
+MAX_RUN_TOKEN_GRANTS = 10
 
 
 @dataclass
@@ -33,6 +49,51 @@ class ConfigSpec:
     parallelism_mode: str
     logging: bool
     tasks: list[TaskSpec]
+    # Extra permissions of the run token, on this pipeline: [{"resources": ["runs"], "actions": ["write"]}].
+    run_token_grants: list[dict[str, list[str]]] = field(default_factory=list)
+
+
+def run_token_grant_strings(grants: list[dict[str, list[str]]]) -> list[str]:
+    """Validated grants as sorted ``resource:action`` strings (how a run token carries them)."""
+    return sorted(
+        {f"{r}:{a}" for grant in grants for r in grant.get("resources", []) for a in grant.get("actions", [])}
+    )
+
+
+def _run_token_grants(value: Any, path: str, errors: Collector) -> list[dict[str, list[str]]]:
+    """``run_token_grants``: a list of ``{"resources": [...], "actions": [...]}``, each resource one of
+    RUN_TOKEN_GRANT_RESOURCES (no targets: always this pipeline), each action read, write or delete."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_RUN_TOKEN_GRANTS:
+        errors.add(path, f"must be a list of at most {MAX_RUN_TOKEN_GRANTS} {{resources, actions}} objects")
+        return []
+    out = []
+    for index, grant in enumerate(value):
+        where = f"{path}[{index}]"
+        if not isinstance(grant, dict) or set(grant) - {"resources", "actions"}:
+            errors.add(where, "must be an object with resources and actions only")
+            continue
+        resources, actions = grant.get("resources"), grant.get("actions")
+        valid = True
+        for name, items, allowed in (
+            ("resources", resources, RUN_TOKEN_GRANT_RESOURCES),
+            ("actions", actions, RUN_TOKEN_GRANT_ACTIONS),
+        ):
+            if not isinstance(items, list) or not items:
+                errors.add(f"{where}.{name}", f"must be a non-empty list of {', '.join(allowed)}")
+                valid = False
+                continue
+            for i, item in enumerate(items):
+                if item not in allowed:
+                    errors.add(
+                        f"{where}.{name}[{i}]",
+                        f"{item!r:.40} cannot be granted to a run token; one of {', '.join(allowed)}",
+                    )
+                    valid = False
+        if valid:
+            out.append({"resources": list(dict.fromkeys(resources)), "actions": list(dict.fromkeys(actions))})
+    return out
 
 
 def parse_variables(value: Any, path: str) -> list[dict[str, str]]:
@@ -164,6 +225,7 @@ def parse_config(raw: Any, pipeline_slug: str, path: str = "config") -> ConfigSp
                 errors.add(f"{path}.tasks", f"dependency cycle: {' -> '.join(cycle)}")
     description = _string(raw.get("description"), f"{path}.description", errors, max_length=2000)
     logging = _bool(raw.get("logging"), f"{path}.logging", True, errors)
+    run_token_grants = _run_token_grants(raw.get("run_token_grants"), f"{path}.run_token_grants", errors)
     if errors.errors:
         raise ValidationFailed.from_errors(errors.errors)
     return ConfigSpec(
@@ -174,4 +236,5 @@ def parse_config(raw: Any, pipeline_slug: str, path: str = "config") -> ConfigSp
         parallelism_mode=mode,
         logging=logging,
         tasks=tasks,
+        run_token_grants=run_token_grants,
     )

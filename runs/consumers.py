@@ -86,10 +86,13 @@ class TaskLogsConsumer(GoferWebsocketConsumer):
 class TaskAttachConsumer(GoferWebsocketConsumer):
     """``GET (websocket) .../tasks/{task_id}/attach?command=/bin/sh``: an interactive command in the container.
 
-    Needs write permission on the task execution; operators can turn it off with GOFER_ALLOW_ATTACH=false.
+    Needs write on runs, task executions *and* ``attach`` (a command in the container can read every secret the task
+    has: write on runs is not enough, and run tokens never have attach). Operators turn it off for the whole server
+    (GOFER_ALLOW_ATTACH=false) or per namespace (``allow_attach``). Each attach is an ``attached_task_execution``
+    event and a timeline line; the output is masked like the task's logs (runs/attach.py).
     """
 
-    rule = rule(Action.WRITE, Resource.RUNS, Resource.TASK_EXECUTIONS)
+    rule = rule(Action.WRITE, Resource.RUNS, Resource.TASK_EXECUTIONS, Resource.ATTACH)
 
     async def open(self) -> None:
         try:
@@ -97,7 +100,7 @@ class TaskAttachConsumer(GoferWebsocketConsumer):
                 raise Forbidden("attach is turned off on this server (GOFER_ALLOW_ATTACH)")
             command = query_params(self.scope).get("command", "/bin/sh")
             self.te = await database_sync_to_async(_task_execution)(self)
-            self.session = await database_sync_to_async(services.attach)(self.te, command)
+            self.session = await database_sync_to_async(services.attach)(self.principal, self.te, command)
         except GoferError as error:
             await self.fail(error)
             return

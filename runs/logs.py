@@ -33,6 +33,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from kernel import files
 from kernel.errors import ValidationFailed
 from runs.schedulers.base import LogLine, truncation_note
 
@@ -110,8 +111,9 @@ class LogWriter:
         self.tail = Tail(0, None, False)
 
     def __enter__(self) -> LogWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in __exit__
+        # Private: directories 0700, the file 0600 (kernel/files.py).
+        files.private_directories(self.path.parent)
+        self._fh = os.fdopen(files.open_private_append(self.path), "ab")
         # Blocks while a stale worker still writes; the lock dies with its process.
         fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
         self.tail = _read_tail(self.path)

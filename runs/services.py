@@ -6,26 +6,32 @@ for a parallelism slot. Admission, task execution and completion happen in worke
 
 from __future__ import annotations
 
+import fnmatch
 import shlex
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from access.models import SystemPreferences
 from events import services as events
 from events.choices import EventKind
-from kernel.errors import Conflict, Gone, NotFound, Unavailable, ValidationFailed
+from kernel.errors import Conflict, Forbidden, Gone, NotFound, Unavailable, ValidationFailed
 from kernel.identifiers import strict_int
 from kernel.rbac import Principal
+from kernel.references import ReferenceKind, parse_reference
 from pipelines.choices import ConfigState, PipelineState
-from pipelines.models import Pipeline, PipelineConfig
+from pipelines.models import Namespace, Pipeline, PipelineConfig
 from pipelines.validation import parse_variables
 from runs import logs, queue
+from runs.attach import MaskedSession
 from runs.choices import RunState, RunStatusReason, TaskExecutionState, VariableSource
+from runs.engine import masking
 from runs.models import Run, TaskExecution, TimelineEntry
 from runs.schedulers import get_scheduler
 from runs.schedulers.base import SchedulerError
+from secretstore import services as secrets
 
 
 def run_scope(run: Run) -> dict[str, Any]:
@@ -68,6 +74,10 @@ def get_task_execution(run: Run, task_slug: str) -> TaskExecution:
     return task_execution
 
 
+# The prefix of the variables extensions set on the runs they start (triggers; Gofer's names).
+EXTENSION_VARIABLE_PREFIX = "GOFER_EXTENSION_"
+
+
 @transaction.atomic
 def start_run(
     principal: Principal,
@@ -75,13 +85,24 @@ def start_run(
     variables: object = None,
     *,
     source: str = VariableSource.RUN_OPTIONS,
+    initiator: dict[str, str] | None = None,
 ) -> Run:
     """Queue a run of the pipeline's live config.
 
     Refused with 503 while the kill switch is on or the pipeline is disabled, and with 409 when no version is live.
-    The run gets the next per-pipeline number; workers are told once the transaction commits.
+    The run gets the next per-pipeline number; workers are told once the transaction commits. ``initiator``
+    overrides the principal's own (a subscription records its extension and subscription ids); an extension's
+    token starts runs whose variables have source ``extension``.
     """
+    if principal.kind == "extension":
+        source = VariableSource.EXTENSION
+    who = initiator if initiator is not None else principal.initiator()
+    describe = principal.extra.get("initiator_for")
+    if initiator is None and callable(describe):
+        # A principal that knows more about itself per pipeline (an extension's token: which subscription).
+        who = {**who, **describe(pipeline)}
     run_variables = parse_variables(variables, "variables")
+    check_run_variables(principal, pipeline, run_variables, source=source)
     if SystemPreferences.load().ignore_pipeline_run_events:
         raise Unavailable("new runs are refused: an admin has turned on ignore_pipeline_run_events")
     # The row lock serialises run numbering, and makes a concurrent delete of the pipeline or namespace either wait
@@ -106,13 +127,60 @@ def start_run(
         config=config,
         config_version=config.version,
         state=RunState.PENDING,
-        initiator=principal.initiator(),
+        initiator=who,
         variables=[{**v, "source": source} for v in run_variables],
     )
     events.publish(EventKind.QUEUED_RUN, run_details(run), **run_scope(run))
     note(run, "queued", f"queued by {principal.name} ({principal.kind}) on config version {config.version}")
     queue.advance_run_on_commit(run.pk)
     return run
+
+
+def is_protected_variable(key: str) -> bool:
+    """Whether a run's own variables may not set ``key`` (GOFER_PROTECTED_VARIABLES: PATH and GOFER_* by
+    default). Keys are compared upper-cased, as the task's environment is built (runs/variables.py)."""
+    name = key.upper()
+    return any(fnmatch.fnmatchcase(name, pattern.upper()) for pattern in settings.GOFER_PROTECTED_VARIABLES)
+
+
+def check_run_variables(
+    principal: Principal,
+    pipeline: Pipeline,
+    variables: list[dict[str, Any]],
+    *,
+    source: str = VariableSource.RUN_OPTIONS,
+) -> None:
+    """The rule for the variables a run is started with, whoever starts it (the API, a subscription of an
+    extension, the admin): a protected name is a 400 naming it; a reference to a secret (``pipeline_secret{{k}}``,
+    ``global_secret{{k}}``) needs permission to read that secret's value, else a 403 naming the variable. Without
+    the rule, anyone allowed to start runs could have a task print secrets they may not read (issue 8).
+
+    ``GOFER_EXTENSION_*`` is the extensions' own prefix (Gofer's ``GOFER_EXTENSION_GITHUB_REF``...): runs started by
+    an extension (source ``extension``) may set it; nobody else can, so a task can trust those values."""
+    for variable in variables:
+        key = str(variable.get("key", ""))
+        if source == VariableSource.EXTENSION and key.upper().startswith(EXTENSION_VARIABLE_PREFIX):
+            continue
+        if is_protected_variable(key):
+            raise ValidationFailed(
+                f"variables.{key}: this name is protected from run variables (GOFER_PROTECTED_VARIABLES)",
+                field=f"variables.{key}",
+            )
+    for variable in variables:
+        key, value = str(variable.get("key", "")), variable.get("value")
+        reference = parse_reference(value) if isinstance(value, str) else None
+        if reference is None or not reference.is_secret:
+            continue
+        if reference.kind == ReferenceKind.GLOBAL_SECRET:
+            allowed, needs = secrets.may_reveal_global_secrets(principal), "the admin role"
+        else:
+            allowed = secrets.may_reveal_pipeline_secrets(principal, pipeline)
+            needs = f"write on secrets of {pipeline.namespace_id}/{pipeline.slug}"
+        if not allowed:
+            raise Forbidden(
+                f"variables.{key}: references {reference}, a secret this token may not read (it needs {needs})",
+                field=f"variables.{key}",
+            )
 
 
 @transaction.atomic
@@ -200,8 +268,19 @@ def delete_logs(te: TaskExecution) -> bool:
     return True
 
 
-def attach(te: TaskExecution, command: str) -> Any:
-    """An interactive session running ``command`` inside the task's running container."""
+def check_attach_allowed(te: TaskExecution) -> None:
+    """Attach's switches, which apply to everyone, admins included: the server's (GOFER_ALLOW_ATTACH) and the
+    namespace's (``allow_attach``). The permission itself (``attach``) is the route's rule (runs/consumers.py)."""
+    if not settings.GOFER_ALLOW_ATTACH:
+        raise Forbidden("attach is turned off on this server (GOFER_ALLOW_ATTACH)")
+    if not Namespace.objects.filter(pk=te.namespace_id, allow_attach=True).exists():
+        raise Forbidden(f"attach is turned off in namespace {te.namespace_id} (its allow_attach is false)")
+
+
+def attach(principal: Principal, te: TaskExecution, command: str) -> MaskedSession:
+    """An interactive session running ``command`` inside the task's running container, its output masked like the
+    task's logs; recorded as an ``attached_task_execution`` event and on the run's timeline (who, which command)."""
+    check_attach_allowed(te)
     te.refresh_from_db()
     if te.state != TaskExecutionState.RUNNING or not te.container_id:
         raise Conflict(f"task {te.task_slug} is not running ({te.state})", field="task_id")
@@ -211,7 +290,26 @@ def attach(te: TaskExecution, command: str) -> Any:
         raise ValidationFailed(f"command: {exc}", field="command") from None
     if not argv:
         raise ValidationFailed("command: must not be empty", field="command")
+    te = TaskExecution.objects.select_related("run", "run__pipeline", "pipeline").get(pk=te.pk)
+    # Built before the command starts: no output may pass unmasked. The same function the workers use for logs.
+    mask = masking.masker_for(te)
     try:
-        return get_scheduler(te.scheduler or None).exec(te.container_id, argv)
+        session = get_scheduler(te.scheduler or None).exec(te.container_id, argv)
     except SchedulerError as exc:
+        masking.forget(te.pk)
         raise Conflict(f"cannot attach to task {te.task_slug}: {exc}") from None
+    who = f"{principal.name} ({'admin' if principal.is_admin else principal.kind})"
+    with transaction.atomic():
+        events.publish(
+            EventKind.ATTACHED_TASK_EXECUTION,
+            {
+                **run_details(te.run),
+                "task_execution_id": te.task_slug,
+                "command": command,
+                "user": principal.name,
+                "token_id": principal.token_id or "",
+            },
+            **run_scope(te.run),
+        )
+        note(te.run, "attached", f"{who} attached with command {command!r}", task_slug=te.task_slug)
+    return MaskedSession(session, mask, on_close=lambda: masking.forget(te.pk))

@@ -272,9 +272,21 @@ def get_pipeline_secret(pipeline: Pipeline, key: str) -> PipelineSecret:
     return secret
 
 
+def may_reveal_pipeline_secrets(principal: Principal, pipeline: Pipeline) -> bool:
+    """Whether ``principal`` may read the values of ``pipeline``'s secrets: *write* on secrets there (a read-only
+    member may list key names, never read values). Run variables that reference them need the same
+    (runs/services.py::check_run_variables)."""
+    return scope.may_on_pipeline(principal, pipeline, Action.WRITE, (Resource.SECRETS,))
+
+
+def may_reveal_global_secrets(principal: Principal) -> bool:
+    """Whether ``principal`` may read global secrets' values: admins only, as every global secret route."""
+    return principal.is_admin
+
+
 def require_reveal_permission(principal: Principal, pipeline: Pipeline) -> None:
     """Reading a value needs *write* on secrets: a read-only member may list key names, never read values."""
-    if not scope.may_on_pipeline(principal, pipeline, Action.WRITE, (Resource.SECRETS,)):
+    if not may_reveal_pipeline_secrets(principal, pipeline):
         raise Forbidden(
             "include_secret: reading a secret's value needs write permission on secrets; this token may only list "
             "and read metadata",

@@ -78,8 +78,11 @@ class ApiCaller:
 
 @pytest.fixture(autouse=True)
 def _system_rows(request):
-    """Tests on a truncated database (transactional_db, live_server) get back what the data migrations create."""
-    if not {"transactional_db", "live_server"} & set(request.fixturenames):
+    """Tests on a truncated database (transactional_db, live_server, or the django_db(transaction=True) mark) get back
+    what the data migrations create."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional_mark = marker is not None and marker.kwargs.get("transaction", False)
+    if not transactional_mark and not {"transactional_db", "live_server"} & set(request.fixturenames):
         return
     request.getfixturevalue("transactional_db")
     access.ensure_system_roles()

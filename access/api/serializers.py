@@ -74,5 +74,17 @@ class SystemMetadataSerializer(serializers.Serializer):
 ListTokensResponse = envelope("ListTokensResponse", tokens=TokenSerializer(many=True))
 TokenResponse = envelope("TokenResponse", token=TokenSerializer())
 CreateTokenResponse = envelope("CreateTokenResponse", secret=serializers.CharField(), token_details=TokenSerializer())
+
+
+class RoleWarningSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="Where in the request: permissions[0].resources[1].")
+    message = serializers.CharField()
+
+
 ListRolesResponse = envelope("ListRolesResponse", roles=RoleSerializer(many=True))
 RoleResponse = envelope("RoleResponse", role=RoleSerializer())
+RoleChangeResponse = envelope(
+    "RoleChangeResponse",
+    role=RoleSerializer(),
+    warnings=RoleWarningSerializer(many=True, help_text="Targets whose meaning changed when targets became anchored."),
+)

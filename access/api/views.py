@@ -9,10 +9,9 @@ from rest_framework.response import Response
 
 from access import services
 from access.api import serializers as s
-from access.models import Role, SystemPreferences, Token
+from access.models import SystemPreferences, Token
 from kernel.api.pagination import page_from
-from kernel.api.serializers import UnchangedSerializer
-from kernel.api.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from kernel.api.views import GoferAPIView, created, no_content, no_content_unchanged, ok, rule, unchanged
 from kernel.choices import Action, Resource
 
 TOKENS = Resource.TOKENS
@@ -75,7 +74,7 @@ class TokenDetailView(GoferAPIView):
     @extend_schema(
         operation_id="update_token",
         request=s.UpdateTokenRequest,
-        responses={204: None, 200: UnchangedSerializer},
+        responses={204: None},
         tags=["Tokens"],
     )
     def patch(self, request: Request, id: str) -> Response:  # noqa: A002
@@ -83,9 +82,9 @@ class TokenDetailView(GoferAPIView):
         token = services.get_token(id)
         disabled = body.get("disabled")
         if disabled is None:
-            return unchanged("nothing changed: no field to update was given")
+            return no_content_unchanged()  # no field to update was given
         if not services.set_token_disabled(token, disabled):
-            return unchanged(f"nothing changed: the token is already {'disabled' if disabled else 'enabled'}")
+            return no_content_unchanged()  # the token is already disabled (or enabled)
         return no_content()
 
     @extend_schema(operation_id="delete_token", responses={204: None}, tags=["Tokens"])
@@ -99,16 +98,19 @@ class RoleListView(GoferAPIView):
 
     @extend_schema(operation_id="list_roles", responses=s.ListRolesResponse, tags=["Roles"])
     def get(self, request: Request) -> Response:
+        # Admins see every role; others only those they hold (a role's targets name other tenants' namespaces).
         page = page_from(request)
-        return ok({"roles": s.RoleSerializer(page.apply(Role.objects.all(), "id"), many=True).data})
+        roles = page.apply(services.visible_roles(self.principal), "id")
+        return ok({"roles": s.RoleSerializer(roles, many=True).data})
 
     @extend_schema(
-        operation_id="create_role", request=s.CreateRoleRequest, responses={201: s.RoleResponse}, tags=["Roles"]
+        operation_id="create_role", request=s.CreateRoleRequest, responses={201: s.RoleChangeResponse}, tags=["Roles"]
     )
     def post(self, request: Request) -> Response:
         body = self.known_fields(self.body(), {"id", "description", "permissions"})
         role = services.create_role(body.get("id"), body.get("description", ""), body.get("permissions"))
-        return created({"role": s.RoleSerializer(role).data})
+        warnings = services.role_warnings(role.id, role.permissions)
+        return created({"role": s.RoleSerializer(role).data, "warnings": warnings})
 
 
 class RoleDetailView(GoferAPIView):
@@ -120,16 +122,17 @@ class RoleDetailView(GoferAPIView):
 
     @extend_schema(operation_id="get_role", responses=s.RoleResponse, tags=["Roles"])
     def get(self, request: Request, role_id: str) -> Response:
-        return ok({"role": s.RoleSerializer(services.get_role(role_id)).data})
+        return ok({"role": s.RoleSerializer(services.get_role(role_id, visible_to=self.principal)).data})
 
     @extend_schema(
-        operation_id="update_role", request=s.UpdateRoleRequest, responses={200: s.RoleResponse}, tags=["Roles"]
+        operation_id="update_role", request=s.UpdateRoleRequest, responses={200: s.RoleChangeResponse}, tags=["Roles"]
     )
     def patch(self, request: Request, role_id: str) -> Response:
         body = self.known_fields(self.body(), {"description", "permissions"})
         role = services.get_role(role_id)
         changed = services.update_role(role, body.get("description"), body.get("permissions"))
-        payload = {"role": s.RoleSerializer(role).data}
+        warnings = services.role_warnings(role.id, role.permissions if body.get("permissions") is not None else None)
+        payload = {"role": s.RoleSerializer(role).data, "warnings": warnings}
         return ok(payload) if changed else unchanged("nothing changed: the role already has these values", payload)
 
     @extend_schema(operation_id="delete_role", responses={204: None}, tags=["Roles"])

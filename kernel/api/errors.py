@@ -27,6 +27,7 @@ from kernel.errors import (
     LengthRequired,
     NotFound,
     TooLarge,
+    TooMany,
     Unauthenticated,
     Unavailable,
     ValidationFailed,
@@ -46,6 +47,7 @@ STATUS_OF: dict[type[GoferError], int] = {
     Gone: 410,
     LengthRequired: 411,
     TooLarge: 413,
+    TooMany: 429,
     Unavailable: 503,
     GoferError: 400,
 }

@@ -68,6 +68,9 @@ class GoferAPIView(APIView):
 
     rules: ClassVar[dict[str, Rule]] = {}
     http_method_names: ClassVar[list[str]] = ["get", "post", "patch", "delete", "head"]
+    # The largest request body the route takes: (the setting that holds it, the variable that sets it). The server
+    # refuses a larger announced body before reading it (kernel/api/daphne_streaming.py).
+    body_limit: ClassVar[tuple[str, str]] = ("DATA_UPLOAD_MAX_MEMORY_SIZE", "GOFER_MAX_REQUEST_BYTES")
 
     principal: Principal
     # The namespace and pipeline models' instances (the kernel does not import the apps that define them).
@@ -121,7 +124,10 @@ class GoferAPIView(APIView):
             namespace_id=namespace_id,
             pipeline_id=pipeline_id,
             may_create_pipeline=current.may_create_pipeline,
+            run_id=kwargs.get("run_id"),
         )
+        if resolved.principal is not None:
+            self.principal = resolved.principal
         self.namespace = resolved.namespace
         if resolved.pipeline is not None:
             self.pipeline = resolved.pipeline
@@ -176,6 +182,16 @@ def ok(payload: dict[str, Any]) -> Response:
     return Response(payload, status=http.HTTP_200_OK)
 
 
+# A successful call that changed nothing says so in this header, whatever its status: the status is always the one
+# the Gofer v0 contract documents for the route (docs/api.md, "Updates that change nothing").
+CHANGED_HEADER = "Gofer-Changed"
+
+
+def _said_unchanged(response: Response) -> Response:
+    response[CHANGED_HEADER] = "false"
+    return response
+
+
 def created(payload: dict[str, Any]) -> Response:
     return Response(payload, status=http.HTTP_201_CREATED)
 
@@ -185,5 +201,17 @@ def no_content() -> Response:
 
 
 def unchanged(message: str, payload: dict[str, Any] | None = None) -> Response:
-    """A successful update that changed nothing says so: 200 with ``changed: false`` and a message."""
-    return Response({**(payload or {}), "changed": False, "message": message}, status=http.HTTP_200_OK)
+    """A successful update that changed nothing, on a route whose success is 200: the object where the route
+    returns one, ``changed: false`` and a message, and the header."""
+    return _said_unchanged(Response({**(payload or {}), "changed": False, "message": message}, status=http.HTTP_200_OK))
+
+
+def created_unchanged(message: str, payload: dict[str, Any]) -> Response:
+    """A successful call that changed nothing, on a route whose success is 201 (deploying the live version again):
+    201 with the route's body, ``changed: false`` and a message, and the header."""
+    return _said_unchanged(Response({**payload, "changed": False, "message": message}, status=http.HTTP_201_CREATED))
+
+
+def no_content_unchanged() -> Response:
+    """A successful call that changed nothing, on a route whose success is 204: 204 with the header (no body)."""
+    return _said_unchanged(no_content())

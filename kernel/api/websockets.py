@@ -9,28 +9,50 @@ An error is sent as one JSON text frame in the usual error shape, then the socke
 
 The checks run in the order HTTP applies them: an unsupported ``gofer-api-version`` is a 400
 ``unsupported_api_version``; then a missing or bad token is a 401; then a NUL character in a path or query
-parameter is a 400 naming it; then the gate's 404/403.
+parameter is a 400 naming it; then the gate's 404/403; then the cap on open streams per token, a 429 (4429;
+kernel/api/streams.py).
+
+Access is not only checked at the handshake. An open stream re-checks its token and its roles every
+``GOFER_STREAM_RECHECK_SECONDS``, and at once when ``access`` reports the token disabled, deleted or its roles
+changed (kernel/api/streams.py): a token that no longer authenticates closes the stream with the error frame and
+**4401**; roles that no longer allow the route close it with what a new handshake would get (4403, 4404). From that
+moment the consumer sends nothing more and hears nothing more from the client, and its ``disconnect`` runs (its
+streamers stop, an attach session is closed). Roles that changed but still allow the stream take effect in it
+(``self.principal`` is replaced; the events stream re-scopes).
+
+A path no route matches is answered the same way: the handshake is accepted, then a ``not_found`` frame and 4404
+(``UnknownRouteConsumer``, the router's last route).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import uuid
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
+from channels.db import aclose_old_connections, database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator
 from django.conf import settings
+from django.urls import re_path
 
 from kernel import gate
+from kernel.api import streams
 from kernel.api.errors import status_of
-from kernel.api.middleware import SUPPORTED_API_VERSIONS
+from kernel.api.middleware import SUPPORTED_API_VERSIONS, scope_client_address
 from kernel.api.pagination import parse_bool, parse_int
 from kernel.api.views import NUL, Rule
-from kernel.errors import FieldError, GoferError, Unauthenticated, ValidationFailed
+from kernel.errors import FieldError, GoferError, NotFound, Unauthenticated, ValidationFailed
+from kernel.gate import Resolved
 from kernel.rbac import Principal
+
+logger = logging.getLogger(__name__)
 
 VERSION_HEADER = "gofer-api-version"
 
@@ -114,7 +136,31 @@ def query_params(scope: dict[str, Any]) -> dict[str, str]:
     return dict(query_pairs(scope, keep_blank_values=False))
 
 
-GUARDED_ATTRIBUTES = ("websocket_connect", "connect", "_admit")
+GUARDED_ATTRIBUTES = (
+    "websocket_connect",
+    "websocket_receive",
+    "websocket_disconnect",
+    "connect",
+    "send",
+    "_admit",
+    "_authorise",
+    "_watch",
+    "_recheck",
+    "_revoke",
+    "gofer_access_changed",
+)
+
+
+def error_frame(error: GoferError, request_id: str) -> str:
+    """The one JSON text frame an error is reported in, before the close ``4000 + status``."""
+    return json.dumps(
+        {
+            "error_code": error.code,
+            "message": error.message,
+            "request_id": request_id,
+            "errors": [e.as_dict() for e in error.errors],
+        }
+    )
 
 
 class GoferWebsocketConsumer(AsyncWebsocketConsumer):
@@ -129,6 +175,11 @@ class GoferWebsocketConsumer(AsyncWebsocketConsumer):
     principal: Principal
     namespace: Any = None
     pipeline: Any = None
+    # Set once access is revoked (or the stream failed): nothing more is sent to, or taken from, the client.
+    _stopped: bool = False
+    _disconnected: bool = False
+    _slot: str = ""
+    _watcher: asyncio.Task | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -140,32 +191,119 @@ class GoferWebsocketConsumer(AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self.request_id = uuid.uuid4().hex
+        self._recheck_now = asyncio.Event()
         await self.accept()
         try:
             await database_sync_to_async(self._admit)()
         except GoferError as error:
             await self.fail(error)
             return
+        if self.principal.token_id and self.channel_layer is not None:
+            group = streams.token_group(self.principal.token_id)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups.append(group)  # left again in websocket_disconnect
+        self._watcher = asyncio.create_task(self._watch())
         await self.open()
 
-    def _admit(self) -> None:
-        """Version, token, NUL and the gate, in the order HTTP applies them (sync)."""
+    def _authorise(self) -> tuple[Principal, Resolved]:
+        """Version, token, NUL and the gate, in the order HTTP applies them (sync). Raises GoferError."""
         current = self.rule
         assert current is not None  # __init_subclass__ guarantees it
-        self.principal = principal_from_scope(self.scope, anonymous_allowed=current.anonymous)
+        principal = principal_from_scope(self.scope, anonymous_allowed=current.anonymous)
         check_no_nul(self.scope)
         kwargs = (self.scope.get("url_route") or {}).get("kwargs", {})
         namespace_id, pipeline_id = kwargs.get("namespace_id"), kwargs.get("pipeline_id")
         the_gate = gate.current()
         if namespace_id is None and pipeline_id is None:
-            the_gate.require(self.principal, current.action, current.resources, admin=current.admin)
-            return
+            the_gate.require(principal, current.action, current.resources, admin=current.admin)
+            return principal, Resolved()
         resolved = the_gate.resolve(
-            self.principal, current.action, current.resources, namespace_id=namespace_id, pipeline_id=pipeline_id
+            principal,
+            current.action,
+            current.resources,
+            namespace_id=namespace_id,
+            pipeline_id=pipeline_id,
+            run_id=kwargs.get("run_id"),
         )
-        self.namespace, self.pipeline = resolved.namespace, resolved.pipeline
         if current.admin:
-            the_gate.require(self.principal, current.action, (), admin=True)
+            the_gate.require(principal, current.action, (), admin=True)
+        # The roles that apply on this route (a run token's bound roles): the consumer acts as this principal.
+        return resolved.principal or principal, resolved
+
+    def _owner(self) -> str:
+        """Whose stream this is, for the cap: the token, or an anonymous caller's address."""
+        return self.principal.token_id or f"anonymous.{scope_client_address(self.scope)}"
+
+    def _admit(self) -> None:
+        """Authorise the handshake and take one of the owner's stream slots (sync)."""
+        self.principal, resolved = self._authorise()
+        self.namespace, self.pipeline = resolved.namespace, resolved.pipeline
+        self._slot = streams.acquire(self._owner(), self.request_id)
+
+    def _recheck(self) -> Principal:
+        """Authorise again with what the token and its roles are now, and keep the slot (sync). Raises GoferError."""
+        principal, _ = self._authorise()
+        streams.renew(self._slot, self.request_id)
+        return principal
+
+    async def _watch(self) -> None:
+        """Re-check access every GOFER_STREAM_RECHECK_SECONDS, and whenever access reports a change."""
+        while not self._stopped:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recheck_now.wait(), timeout=settings.GOFER_STREAM_RECHECK_SECONDS)
+            self._recheck_now.clear()
+            try:
+                principal = await database_sync_to_async(self._recheck)()
+            except GoferError as error:
+                await self._revoke(error)
+                return
+            except Exception:
+                # The database or the cache is briefly unreachable: the stream stays as it is until the next check.
+                logger.warning("re-checking the access of stream %s failed", self.request_id, exc_info=True)
+                continue
+            if principal != self.principal:
+                self.principal = principal
+
+    async def gofer_access_changed(self, message: dict[str, Any]) -> None:
+        """kernel/api/streams.py: this token was disabled, deleted or its roles changed."""
+        self._recheck_now.set()
+
+    async def _revoke(self, error: GoferError) -> None:
+        """Access is gone: report why, close, and stop the consumer as if the client had left."""
+        self._stopped = True
+        code = 4000 + status_of(error)
+        with contextlib.suppress(Exception):
+            await AsyncWebsocketConsumer.send(self, text_data=error_frame(error, self.request_id))
+            await self.close(code=code)
+        if not self._disconnected:
+            self._disconnected = True
+            await self.disconnect(code)
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        if self._stopped:
+            return
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if self._stopped:
+            return
+        await super().websocket_receive(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self._stopped = True
+        watcher = self._watcher
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
+        if self._slot:
+            await sync_to_async(streams.release, thread_sensitive=False)(self._slot, self.request_id)
+        if self.channel_layer is not None:
+            for group in self.groups:
+                await self.channel_layer.group_discard(group, self.channel_name)
+        if not self._disconnected:  # _revoke may have run it already
+            self._disconnected = True
+            await self.disconnect(message.get("code", 1000))
+        await aclose_old_connections()
+        raise StopConsumer()
 
     async def open(self) -> None:
         """Start serving the accepted, authorised connection. Subclasses implement it."""
@@ -173,13 +311,7 @@ class GoferWebsocketConsumer(AsyncWebsocketConsumer):
 
     async def fail(self, error: GoferError) -> None:
         """Report ``error`` and close. The socket is already accepted, so the client can read the reason."""
-        body = {
-            "error_code": error.code,
-            "message": error.message,
-            "request_id": self.request_id,
-            "errors": [e.as_dict() for e in error.errors],
-        }
-        await self.send(text_data=json.dumps(body))
+        await self.send(text_data=error_frame(error, self.request_id))
         await self.close(code=4000 + status_of(error))
 
     def bool_param(self, name: str, default: bool = False) -> bool:
@@ -187,3 +319,19 @@ class GoferWebsocketConsumer(AsyncWebsocketConsumer):
 
     def int_param(self, name: str, default: int, minimum: int = 0) -> int:
         return parse_int(query_params(self.scope).get(name), name, default, minimum)
+
+
+class UnknownRouteConsumer(AsyncWebsocketConsumer):
+    """The websocket router's last route: any path no other route matches is a ``not_found`` frame and 4404, as
+    HTTP answers 404, instead of the router's exception (a 500 with a traceback in the log)."""
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        await self.accept()
+        error = NotFound(f"no websocket route {self.scope.get('path', '')!r:.200}", field="path")
+        await self.send(text_data=error_frame(error, uuid.uuid4().hex))
+        await self.close(code=4000 + status_of(error))
+
+
+def unknown_route() -> Any:
+    """The catch-all route to put last in a websocket URLRouter."""
+    return re_path(r"", UnknownRouteConsumer.as_asgi())

@@ -41,6 +41,7 @@ class ObjectsView(GoferAPIView):
     # bodies only: DRF must never parse, and so buffer, an upload.
 
     parser_classes: ClassVar[list] = [StreamedBodyParser]
+    body_limit: ClassVar[tuple[str, str]] = ("GOFER_OBJECT_MAX_BYTES", "GOFER_OBJECT_MAX_BYTES")
 
     def body(self) -> NoReturn:
         raise RuntimeError("object routes stream the raw body (objectstore.api.streaming.upload_of)")

@@ -19,6 +19,7 @@ class NamespaceSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
     description = serializers.CharField()
+    allow_attach = serializers.BooleanField(help_text="False: nobody may attach to a task in this namespace.")
     created = EpochMsField()
     modified = EpochMsField()
 
@@ -69,6 +70,11 @@ class TaskSerializer(serializers.Serializer):
         return (task if isinstance(task, TaskSpec) else task.spec).api()
 
 
+class RunTokenGrantSerializer(serializers.Serializer):
+    resources = serializers.ListField(child=serializers.CharField())
+    actions = serializers.ListField(child=serializers.ChoiceField(choices=["read", "write", "delete"]))
+
+
 class ConfigSerializer(serializers.Serializer):
     namespace_id = serializers.CharField()
     pipeline_id = serializers.SerializerMethodField()
@@ -76,6 +82,9 @@ class ConfigSerializer(serializers.Serializer):
     parallelism = serializers.IntegerField()
     parallelism_mode = serializers.CharField()
     logging = serializers.BooleanField()
+    run_token_grants = RunTokenGrantSerializer(
+        many=True, help_text="What this version's run tokens may do beyond the default (docs/security.md)."
+    )
     name = serializers.CharField()
     description = serializers.CharField()
     registered = EpochMsField()
@@ -120,6 +129,7 @@ class CreateNamespaceRequest(serializers.Serializer):
 class UpdateNamespaceRequest(serializers.Serializer):
     name = serializers.CharField(required=False)
     description = serializers.CharField(required=False, allow_blank=True)
+    allow_attach = serializers.BooleanField(required=False)
 
 
 class UpdatePipelineRequest(serializers.Serializer):

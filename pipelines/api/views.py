@@ -8,8 +8,16 @@ from rest_framework.response import Response
 
 from kernel import scope
 from kernel.api.pagination import page_from
-from kernel.api.serializers import UnchangedSerializer
-from kernel.api.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from kernel.api.views import (
+    GoferAPIView,
+    created,
+    created_unchanged,
+    no_content,
+    no_content_unchanged,
+    ok,
+    rule,
+    unchanged,
+)
 from kernel.choices import Action, Resource
 from pipelines import services
 from pipelines.api import serializers as s
@@ -60,8 +68,10 @@ class NamespaceDetailView(GoferAPIView):
         tags=["Namespaces"],
     )
     def patch(self, request: Request, namespace_id: str) -> Response:
-        body = self.known_fields(self.body(), {"name", "description"})
-        changed = services.update_namespace(self.namespace, body.get("name"), body.get("description"))
+        body = self.known_fields(self.body(), {"name", "description", "allow_attach"})
+        changed = services.update_namespace(
+            self.namespace, body.get("name"), body.get("description"), body.get("allow_attach")
+        )
         payload = {"namespace": s.NamespaceSerializer(self.namespace).data}
         if not changed:
             return unchanged("nothing changed: the namespace already has these values", payload)
@@ -97,15 +107,15 @@ class PipelineDetailView(GoferAPIView):
     @extend_schema(
         operation_id="update_pipeline",
         request=s.UpdatePipelineRequest,
-        responses={204: None, 200: UnchangedSerializer},
+        responses={204: None},
         tags=["Pipelines"],
     )
     def patch(self, request: Request, namespace_id: str, pipeline_id: str) -> Response:
         body = self.known_fields(self.body(), {"state"})
         if "state" not in body:
-            return unchanged("nothing changed: no field to update was given")
+            return no_content_unchanged()  # no field to update was given
         if not services.set_pipeline_state(self.pipeline, body["state"]):
-            return unchanged(f"nothing changed: the pipeline is already {body['state']}")
+            return no_content_unchanged()  # the pipeline is already in that state
         return no_content()
 
     @extend_schema(operation_id="delete_pipeline", responses={204: None}, tags=["Pipelines"])
@@ -135,7 +145,7 @@ class ConfigListView(GoferAPIView):
     )
     def post(self, request: Request, namespace_id: str, pipeline_id: str) -> Response:
         body = self.known_fields(self.body(), {"config"})
-        pipeline, config = services.register_config(self.namespace, pipeline_id, body.get("config"))
+        pipeline, config = services.register_config(self.namespace, pipeline_id, body.get("config"), self.principal)
         config = _configs(pipeline).get(pk=config.pk)
         return created(
             {
@@ -162,14 +172,14 @@ class ConfigDetailView(GoferAPIView):
     @extend_schema(
         operation_id="deploy_config",
         request=None,
-        responses={201: s.DeploymentResponse, 200: s.DeploymentResponse},
+        responses={201: s.DeploymentResponse},
         tags=["Configs"],
     )
     def post(self, request: Request, namespace_id: str, pipeline_id: str, version: str) -> Response:
         deployment, changed = services.deploy_config(self.pipeline, services.parse_version(version))
         payload = {"deployment": s.DeploymentSerializer(deployment).data}
         if not changed:
-            return unchanged(f"nothing changed: version {deployment.end_version} is already live", payload)
+            return created_unchanged(f"nothing changed: version {deployment.end_version} is already live", payload)
         return created(payload)
 
     @extend_schema(operation_id="delete_config", responses={204: None}, tags=["Configs"])

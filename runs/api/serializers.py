@@ -26,6 +26,10 @@ def _reason(reason: str, description: str) -> dict[str, str] | None:
 
 
 class RunSerializer(serializers.Serializer):
+    """A run. With ``context={"principal": ...}`` of an anonymous caller (readers of ``default`` without a token),
+    the run's variables, its token id and its initiator's token id are left out (empty), so that anonymous readers
+    never see values someone passed to a run nor ids that name tokens (issue 8)."""
+
     namespace_id = serializers.CharField()
     pipeline_id = serializers.SerializerMethodField()
     pipeline_config_version = serializers.IntegerField(source="config_version")
@@ -47,17 +51,30 @@ class RunSerializer(serializers.Serializer):
     def get_status_reason(self, run: Run) -> dict[str, str] | None:
         return _reason(run.status_reason, run.status_description)
 
+    def _anonymous(self) -> bool:
+        principal = self.context.get("principal")
+        return principal is not None and principal.is_anonymous
+
     def get_initiator(self, run: Run) -> dict[str, str]:
-        return {
-            "id": run.initiator.get("id", ""),
+        shown = {
+            "id": "" if self._anonymous() else run.initiator.get("id", ""),
             "user": run.initiator.get("user", ""),
             "kind": run.initiator.get("kind", ""),
         }
+        # A run started by a subscription says which (triggers): the extension and subscription ids.
+        for key in ("extension_id", "subscription_id"):
+            if run.initiator.get(key):
+                shown[key] = run.initiator[key]
+        return shown
 
     def get_variables(self, run: Run) -> list[dict[str, Any]]:
+        if self._anonymous():
+            return []
         return VariableSerializer(public_variables(run.variables), many=True).data
 
     def get_token_id(self, run: Run) -> str | None:
+        if self._anonymous():
+            return None
         return str(run.token_id) if run.token_id else None
 
 

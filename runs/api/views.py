@@ -12,8 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from kernel.api.pagination import page_from, parse_bool, parse_int
-from kernel.api.serializers import UnchangedSerializer
-from kernel.api.views import GoferAPIView, created, no_content, ok, rule, unchanged
+from kernel.api.views import GoferAPIView, created, no_content, no_content_unchanged, ok, rule
 from kernel.choices import Action, Resource
 from runs import logs, services
 from runs.api import serializers as s
@@ -40,7 +39,7 @@ class RunListView(GoferAPIView):
     def get(self, request: Request, namespace_id: str, pipeline_id: str) -> Response:
         page = page_from(request)
         runs = page.apply(Run.objects.filter(pipeline=self.pipeline).select_related("pipeline"), "number")
-        return ok({"runs": s.RunSerializer(runs, many=True).data})
+        return ok({"runs": s.RunSerializer(runs, many=True, context={"principal": self.principal}).data})
 
     @extend_schema(operation_id="start_run", request=s.StartRunRequest, responses={201: s.RunResponse}, tags=["Runs"])
     def post(self, request: Request, namespace_id: str, pipeline_id: str) -> Response:
@@ -54,13 +53,14 @@ class RunDetailView(GoferAPIView):
 
     @extend_schema(operation_id="get_run", responses=s.RunResponse, tags=["Runs"])
     def get(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str) -> Response:
-        return ok({"run": s.RunSerializer(services.get_run(self.pipeline, run_id)).data})
+        run = services.get_run(self.pipeline, run_id)
+        return ok({"run": s.RunSerializer(run, context={"principal": self.principal}).data})
 
-    @extend_schema(operation_id="cancel_run", responses={204: None, 200: UnchangedSerializer}, tags=["Runs"])
+    @extend_schema(operation_id="cancel_run", responses={204: None}, tags=["Runs"])
     def delete(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str) -> Response:
         run = services.get_run(self.pipeline, run_id)
         if not services.cancel_run(self.principal, run):
-            return unchanged(f"nothing changed: run {run.number} has already finished ({run.status})")
+            return no_content_unchanged()  # the run has already finished
         return no_content()
 
 
@@ -101,7 +101,7 @@ class TaskExecutionDetailView(GoferAPIView):
     @extend_schema(
         operation_id="cancel_task_execution",
         parameters=[OpenApiParameter("wait_for", int, description="Seconds of graceful stop before SIGKILL; 0 kills.")],
-        responses={204: None, 200: UnchangedSerializer},
+        responses={204: None},
         tags=["Tasks"],
     )
     def delete(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str, task_id: str) -> Response:
@@ -110,7 +110,7 @@ class TaskExecutionDetailView(GoferAPIView):
         raw_wait = request.query_params.get("wait_for")
         wait_for = None if raw_wait in (None, "") else parse_int(raw_wait, "wait_for", 0, 0, MAX_WAIT_FOR)
         if not services.cancel_task_execution(self.principal, task_execution, wait_for):
-            return unchanged(f"nothing changed: task {task_id} has already finished ({task_execution.status})")
+            return no_content_unchanged()  # the task has already finished
         return no_content()
 
 
@@ -152,10 +152,10 @@ class TaskLogsView(GoferAPIView):
             body = logs.body(te, offset, fmt, follow)
         return StreamingHttpResponse(body, content_type=content_type)
 
-    @extend_schema(operation_id="delete_logs", responses={204: None, 200: UnchangedSerializer}, tags=["Tasks"])
+    @extend_schema(operation_id="delete_logs", responses={204: None}, tags=["Tasks"])
     def delete(self, request: Request, namespace_id: str, pipeline_id: str, run_id: str, task_id: str) -> Response:
         run = services.get_run(self.pipeline, run_id)
         te = services.get_task_execution(run, task_id)
         if not services.delete_logs(te):
-            return unchanged(f"nothing changed: the logs of task {task_id} were already removed")
+            return no_content_unchanged()  # the logs were already removed
         return no_content()

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from access import services as access
 from events import services as events
 from events.choices import EventKind
 from kernel import outbound
@@ -35,6 +36,7 @@ from runs.engine.outcomes import complete_task, te_details
 from runs.models import TaskExecution
 from runs.schedulers import get_scheduler
 from runs.schedulers.base import (
+    LABEL_INSTALLATION,
     LABEL_MANAGED,
     LABEL_NAMESPACE,
     LABEL_PIPELINE,
@@ -60,9 +62,10 @@ MAX_DRIVE_ERRORS = 5
 LOG_FOLLOW_SECONDS = 1.0
 
 
-def container_name(te: TaskExecution) -> str:
-    """Deterministic per task execution: what makes ``start`` idempotent across workers and crashes."""
-    return f"gofer-{te.namespace_id}-{te.pipeline.slug}-{te.run.number}-{te.task_slug}-{te.pk}"
+def container_name(te: TaskExecution, installation: str) -> str:
+    """Deterministic per task execution (what makes ``start`` idempotent across workers and crashes), and per
+    installation, so that two installations on one engine never want the same name."""
+    return f"gofer-{installation[:8]}-{te.namespace_id}-{te.pipeline.slug}-{te.run.number}-{te.task_slug}-{te.pk}"
 
 
 def task_hardening() -> Hardening:
@@ -115,9 +118,28 @@ def drive_task_execution(te_pk: int) -> None:
             return
     if done:
         masking.forget(te_pk)
+        _remove_finished_container(te_pk)
         queue.advance_run_now(TaskExecution.objects.filter(pk=te_pk).values_list("run_id", flat=True).first())
     else:
         _hand_back(lease)
+
+
+def _remove_finished_container(te_pk: int) -> None:
+    """Remove a completed task's container at once (GOFER_CONTAINER_PRUNE_AFTER 0): its configuration holds the
+    task's secrets and the engine's own log its unmasked output. Best effort: the reconciler's prune retries."""
+    if settings.GOFER_CONTAINER_PRUNE_AFTER:
+        return
+    te = (
+        TaskExecution.objects.filter(pk=te_pk, state=TaskExecutionState.COMPLETE)
+        .only("container_id", "scheduler")
+        .first()
+    )
+    if te is None or not te.container_id:
+        return
+    try:
+        engine_of(te).remove(te.container_id)
+    except Exception as exc:  # the sweep in pruning.py removes it later
+        logger.warning("could not remove the container of task execution %s yet: %s", te_pk, exc)
 
 
 def _hand_back(lease: Lease) -> None:
@@ -198,10 +220,11 @@ def _start(te: TaskExecution, lease: Lease) -> bool:
             te, TaskExecutionStatus.FAILED, TaskExecutionStatusReason.FAILED_PRECONDITION, str(exc), lease=lease
         )
     spec = TaskSpec.from_snapshot(te.task)
+    policy = registry_policy()
     try:
-        # Checked again here, with DNS, just before the engine is asked to pull: a name registered as public may
-        # resolve to a private address now, and the operator's list may have changed since.
-        registry_policy().check(*outbound.registry_of(spec.image))
+        # The operator's list may have changed since registration. The engine checks again, with DNS, just before
+        # it pulls (a name registered as public may resolve to a private address now).
+        policy.check_literal(*outbound.registry_of(spec.image))
     except outbound.Refused as exc:
         return complete_task(
             te,
@@ -210,8 +233,9 @@ def _start(te: TaskExecution, lease: Lease) -> bool:
             f"image {spec.image}: its registry is not allowed: {exc}",
             lease=lease,
         )
+    installation = access.installation_id()
     container = ContainerSpec(
-        name=container_name(te),
+        name=container_name(te, installation),
         image=spec.image,
         env=environment.env,
         entrypoint=spec.entrypoint,
@@ -220,6 +244,7 @@ def _start(te: TaskExecution, lease: Lease) -> bool:
         always_pull=spec.always_pull_newest_image,
         labels={
             LABEL_MANAGED: "true",
+            LABEL_INSTALLATION: installation,
             LABEL_NAMESPACE: te.namespace_id,
             LABEL_PIPELINE: te.pipeline.slug,
             LABEL_RUN: str(run.number),
@@ -229,6 +254,7 @@ def _start(te: TaskExecution, lease: Lease) -> bool:
         cpu=spec.cpu if spec.cpu is not None else settings.GOFER_TASK_DEFAULT_CPU,
         memory_mib=spec.memory if spec.memory is not None else (settings.GOFER_TASK_DEFAULT_MEMORY_MIB or None),
         hardening=task_hardening(),
+        registry_policy=policy,
     )
     if not te.scheduler:
         # Recorded before the engine is asked: a worker that dies after asking leaves a container on this engine,

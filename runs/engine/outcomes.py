@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from access import services as access
 from events import services as events
 from events.choices import EventKind
 from runs.choices import (
@@ -107,5 +108,8 @@ def finish_run(run: Run, task_executions: list[TaskExecution]) -> None:
     run.status_description = description
     run.ended = timezone.now()
     run.save(update_fields=["state", "status", "status_reason", "status_description", "ended"])
+    # The run token stops working with its run (issue 8): every task that used GOFER_TOKEN has ended, and only
+    # later tasks of this run ever read token_secret. Same transaction: a completed run never has a live token.
+    access.revoke_run_token(run)
     events.publish(EventKind.COMPLETED_RUN, {**run_details(run), "status": status}, **run_scope(run))
     note(run, "completed", f"{status}" + (f" ({reason}): {description}" if reason else ""))

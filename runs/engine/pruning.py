@@ -8,6 +8,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
+from access import services as access
 from events import services as events
 from runs.choices import TaskExecutionState
 from runs.models import TaskExecution
@@ -32,15 +33,15 @@ def engines_in_use() -> set[str]:
 
 
 def prune_containers() -> int:
-    """Remove containers whose task executions finished more than GOFER_CONTAINER_PRUNE_AFTER ago, on every engine
-    in use; returns how many."""
-    if not settings.GOFER_CONTAINER_PRUNE_AFTER:
-        return 0
+    """Remove this installation's containers whose task executions finished more than GOFER_CONTAINER_PRUNE_AFTER
+    ago, on every engine in use; returns how many. With the default of 0 the engine removes each container when its
+    task completes; this sweep catches those it could not (a crash in between, an engine that was down)."""
     older_than = dt.timedelta(seconds=settings.GOFER_CONTAINER_PRUNE_AFTER)
+    installation = access.installation_id()
     pruned = 0
     for name in sorted(engines_in_use()):
         try:
-            pruned += get_scheduler(name).prune(older_than, _is_done)
+            pruned += get_scheduler(name).prune(older_than, _is_done, installation=installation)
         except Exception as exc:  # one unreachable or misconfigured engine must not stop the others' pruning
             level = logging.WARNING if isinstance(exc, SchedulerError) else logging.ERROR
             logger.log(level, "container pruning on %s failed: %s", name, exc)

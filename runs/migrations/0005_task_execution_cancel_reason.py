@@ -4,15 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0004_task_execution_drive_errors'),
+        ("runs", "0004_task_execution_drive_errors"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='taskexecution',
-            name='cancel_reason',
-            field=models.CharField(blank=True, choices=[('unknown', 'Unknown'), ('abnormal_exit', 'Abnormal Exit'), ('scheduler_error', 'Scheduler Error'), ('failed_precondition', 'Failed Precondition'), ('user_cancelled', 'User Cancelled'), ('admin_cancelled', 'Admin Cancelled'), ('timeout', 'Timeout'), ('superseded', 'Superseded'), ('namespace_deleted', 'Namespace Deleted')], default='', max_length=32),
+            model_name="taskexecution",
+            name="cancel_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("unknown", "Unknown"),
+                    ("abnormal_exit", "Abnormal Exit"),
+                    ("scheduler_error", "Scheduler Error"),
+                    ("failed_precondition", "Failed Precondition"),
+                    ("user_cancelled", "User Cancelled"),
+                    ("admin_cancelled", "Admin Cancelled"),
+                    ("timeout", "Timeout"),
+                    ("superseded", "Superseded"),
+                    ("namespace_deleted", "Namespace Deleted"),
+                ],
+                default="",
+                max_length=32,
+            ),
         ),
     ]

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from kernel.outbound import Policy, Refused, registry_of
+
 # Labels every container carries, so that an engine's containers can be traced back to (and adopted by) Gofer.
 LABEL_MANAGED = "dev.gofer.managed"
 LABEL_NAMESPACE = "dev.gofer.namespace"
@@ -27,6 +29,11 @@ LABEL_PIPELINE = "dev.gofer.pipeline"
 LABEL_RUN = "dev.gofer.run"
 LABEL_TASK = "dev.gofer.task"
 LABEL_TASK_EXECUTION = "dev.gofer.task_execution"
+# Which Gofer installation started the container (access.SystemPreferences.installation_id): only its own are
+# adopted and pruned, so two installations on one engine never take or delete each other's containers.
+LABEL_INSTALLATION = "dev.gofer.installation"
+# A third-party extension's long-lived service (triggers/supervisor.py); such containers have no task execution.
+LABEL_EXTENSION = "dev.gofer.extension"
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,12 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     cpu: Decimal | None = None  # CPU cores
     memory_mib: int | None = None
+    # Container port -> host port Gofer must reach the container on (an extension's service). Engines whose
+    # containers share the host's network (local; Docker with network mode host) have nothing to do.
+    ports: dict[int, int] = field(default_factory=dict)
     hardening: Hardening = field(default_factory=Hardening)
+    # Where the engine may pull from (kernel/outbound.py), checked with DNS just before a pull; None: no check.
+    registry_policy: Policy | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,41 @@ class Status:
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     message: str = ""  # the engine's explanation (OOM killed, image not found, placement failed, ...)
+
+
+def check_pull_allowed(spec: ContainerSpec) -> None:
+    """Raise NoSuchImage (permanent) when the spec's registry policy refuses the registry the image would be pulled
+    from; engines that pull call it just before pulling."""
+    if spec.registry_policy is None:
+        return
+    try:
+        spec.registry_policy.check(*registry_of(spec.image))
+    except Refused as exc:
+        raise NoSuchImage(f"image {spec.image!r} was not pulled: its registry is not allowed: {exc}") from None
+
+
+def check_adoptable(spec: ContainerSpec, labels: dict[str, str] | None) -> None:
+    """Refuse to adopt a container named ``spec.name`` that this installation did not start for this task
+    execution (a container planted under the right name, or another installation's). Raises a permanent
+    SchedulerError; the task fails rather than report someone else's output as its own. Specs without an
+    installation label (callers other than the run engine) adopt by name, as before."""
+    wanted = spec.labels.get(LABEL_INSTALLATION)
+    if wanted is None:
+        return
+    labels = labels or {}
+    if labels.get(LABEL_INSTALLATION) != wanted or labels.get(LABEL_TASK_EXECUTION) != spec.labels.get(
+        LABEL_TASK_EXECUTION
+    ):
+        raise SchedulerError(
+            f"a container named {spec.name} exists that this Gofer installation did not start for this task; "
+            "it was not adopted (remove it, or find out who created it)",
+            permanent=True,
+        )
+
+
+def prunable(labels: dict[str, str] | None, installation: str | None) -> bool:
+    """Whether a container with ``labels`` belongs to ``installation`` (None: any Gofer container)."""
+    return installation is None or (labels or {}).get(LABEL_INSTALLATION) == installation
 
 
 def truncation_note(dropped: int) -> str:
@@ -193,9 +240,12 @@ class Scheduler(ABC):
         """Start ``command`` interactively inside the running container."""
         raise SchedulerError(f"the {self.name} scheduler cannot attach to containers", permanent=True)
 
-    def prune(self, older_than: dt.timedelta, is_done: Callable[[str], bool]) -> int:
+    def prune(
+        self, older_than: dt.timedelta, is_done: Callable[[str], bool], *, installation: str | None = None
+    ) -> int:
         """Remove Gofer's containers that exited more than ``older_than`` ago and whose task execution (the value of
-        their LABEL_TASK_EXECUTION label) ``is_done`` says is finished with; returns how many. Optional."""
+        their LABEL_TASK_EXECUTION label) ``is_done`` says is finished with; with ``installation``, only those
+        carrying that LABEL_INSTALLATION. Returns how many. Optional."""
         return 0
 
     def close(self) -> None:  # noqa: B027 - optional hook; most engines hold nothing to release

@@ -57,6 +57,9 @@ from runs.schedulers.base import (
     Started,
     State,
     Status,
+    check_adoptable,
+    check_pull_allowed,
+    prunable,
     truncation_note,
 )
 
@@ -508,6 +511,7 @@ class DockerScheduler(Scheduler):
             return Started(handle=handle, image_digest=self._digest(client, handle, spec.image))
 
     def _adopt(self, client: docker.DockerClient, attrs: dict[str, Any], spec: ContainerSpec) -> Started:
+        check_adoptable(spec, (attrs.get("Config") or {}).get("Labels"))
         handle = attrs["Id"]
         state = attrs.get("State") or {}
         if state.get("Status") == "created" and _engine_time(state.get("StartedAt")) is None:
@@ -541,6 +545,7 @@ class DockerScheduler(Scheduler):
             present = False
         if present and not spec.always_pull:
             return
+        check_pull_allowed(spec)
         repository, tag = parse_repository_tag(spec.image)
         # Without credentials of its own a task pulls anonymously: an empty auth config, never None, because with
         # None the docker SDK would send the worker user's own saved login (~/.docker/config.json) for that registry.
@@ -816,7 +821,9 @@ class DockerScheduler(Scheduler):
             sock = api.exec_start(exec_id, socket=True, tty=True)
         return _DockerExecSession(sock)
 
-    def prune(self, older_than: dt.timedelta, is_done: Callable[[str], bool]) -> int:
+    def prune(
+        self, older_than: dt.timedelta, is_done: Callable[[str], bool], *, installation: str | None = None
+    ) -> int:
         """Remove Gofer's containers (LABEL_MANAGED) that are not running, ended more than ``older_than`` ago (by
         Docker's finish time, or creation time for one that never started) and whose task execution ``is_done``
         accepts. Containers without a task execution label are left alone. Returns how many were removed."""
@@ -838,8 +845,9 @@ class DockerScheduler(Scheduler):
                 ended = _engine_time(state.get("FinishedAt")) or _engine_time(attrs.get("Created"))
                 if ended is None or ended > cutoff:
                     continue
-                execution = (attrs.get("Config") or {}).get("Labels", {}).get(LABEL_TASK_EXECUTION)
-                if not execution or not is_done(execution):
+                labels = (attrs.get("Config") or {}).get("Labels") or {}
+                execution = labels.get(LABEL_TASK_EXECUTION)
+                if not execution or not prunable(labels, installation) or not is_done(execution):
                     continue
                 self.remove(attrs["Id"])
                 removed += 1

@@ -46,6 +46,8 @@ from runs.schedulers.base import (
     Started,
     State,
     Status,
+    check_adoptable,
+    prunable,
 )
 from runs.schedulers.local_supervisor import write_json
 
@@ -146,6 +148,12 @@ class LocalScheduler(Scheduler):
         # The creator writes spec.json and launches the supervisor right after making the directory; only when
         # neither happened within the grace (it died) does the adopter finish the job. The supervisor's lock and
         # its "state.json exists" check make a second launch harmless.
+        try:
+            existing = json.loads((directory / "spec.json").read_text()).get("labels", {})
+        except (FileNotFoundError, ValueError):
+            existing = None  # its creator has not written it yet: it is being created for this very spec
+        if existing is not None:
+            check_adoptable(spec, existing)
         deadline = directory.stat().st_mtime + ADOPT_GRACE
         while self._read_state(directory) is None and not self._supervisor_alive(directory):
             if time.time() > deadline:
@@ -274,7 +282,9 @@ class LocalScheduler(Scheduler):
             time.sleep(0.05)
         shutil.rmtree(directory, ignore_errors=True)
 
-    def prune(self, older_than: dt.timedelta, is_done: Callable[[str], bool]) -> int:
+    def prune(
+        self, older_than: dt.timedelta, is_done: Callable[[str], bool], *, installation: str | None = None
+    ) -> int:
         """Remove ended local containers finished more than ``older_than`` ago whose task execution label
         ``is_done`` accepts."""
         if not self.root.is_dir():
@@ -292,7 +302,7 @@ class LocalScheduler(Scheduler):
             except (FileNotFoundError, ValueError):
                 continue
             execution = labels.get(LABEL_TASK_EXECUTION)
-            if execution and is_done(execution):
+            if execution and prunable(labels, installation) and is_done(execution):
                 self.remove(directory.name)
                 removed += 1
         return removed

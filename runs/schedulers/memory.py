@@ -40,7 +40,9 @@ The shell subset, everything else being refused:
   ``%%``, ``\\n``, ``\\t``, ``\\\\`` (the format is reused while arguments remain), ``sleep N`` (seconds, fractions
   allowed), ``exit [N]``, ``true``, ``false``, ``env`` and ``printenv`` without arguments (``KEY=value`` lines sorted
   by key), ``seq [FIRST] LAST`` (integers), ``cat`` without arguments (reads the empty stdin: prints nothing),
-  ``trap ACTION TERM`` (also ``SIGTERM`` or ``15``; ACTION ``''`` ignores, ``-`` restores the default).
+  ``trap ACTION TERM`` (also ``SIGTERM`` or ``15``; ACTION ``''`` ignores, ``-`` restores the default), ``test``
+  on strings only: ``test S`` and ``test -n S`` (S is not empty), ``test -z S`` (S is empty), ``test S1 = S2`` and
+  ``test S1 != S2`` (not its ``[ ... ]`` form, nor numbers, files or ``!``, ``-a``, ``-o``).
 
 Refused: pipes, ``&``, subshells and groups, ``$(...)``, backquotes, ``$((...))``, ``$?`` and other special
 parameters, ``${NAME...}`` operators, assignments, other redirections, globs (unquoted ``* ? [``), ``~``, ``if``,
@@ -54,6 +56,10 @@ that a test never passes by silently diverging from busybox. A syntax error (an 
 container's log: a bug in this module ends the container with 125 and logs the traceback to the worker's log.
 
 A log line is stamped when its newline is written; text still without one is logged when the container ends.
+
+``inspect(handle)`` tells a test what ``docker inspect`` would: the container's state, exit code, times,
+environment and labels, read from the registry without going through a ``MemoryScheduler`` (which a test may have
+patched to misbehave).
 
 ``exec`` runs a command in a running container in the same environment, without a TTY: stdout and stderr are one
 stream, input is not echoed, there is no prompt. ``sh`` or ``/bin/sh`` alone reads commands from the session's input
@@ -92,6 +98,8 @@ from runs.schedulers.base import (
     Started,
     State,
     Status,
+    check_adoptable,
+    prunable,
 )
 
 logger = logging.getLogger(__name__)
@@ -106,6 +114,7 @@ _by_handle: dict[str, _Container] = {}
 _by_name: dict[str, str] = {}
 
 _CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # what Docker accepts
+_ORDINARY = re.compile(r"[^ \t\n#;&|>()<`'\"\\$*?\[~]*")  # characters that are literal wherever they are
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _FIELD_SEPARATORS = re.compile(r"[ \t\n]+")  # the default IFS
@@ -132,6 +141,39 @@ def reset() -> None:
             container.finish(137)
     for container in containers:
         container.thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """A container as ``inspect`` saw it."""
+
+    name: str
+    image: str
+    state: State
+    exit_code: int | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    env: dict[str, str]
+    labels: dict[str, str]
+
+
+def inspect(handle: str) -> Inspected | None:
+    """The container ``handle`` (None if there is none, or it was removed), for tests: what ``docker inspect``
+    tells of a Docker container."""
+    with _lock:
+        container = _by_handle.get(handle)
+        if container is None:
+            return None
+        return Inspected(
+            name=container.name,
+            image=container.image,
+            state=container.state,
+            exit_code=container.exit_code,
+            started_at=container.started_at,
+            finished_at=container.finished_at,
+            env=dict(container.env),
+            labels=dict(container.labels),
+        )
 
 
 def image_digest(image: str) -> str:
@@ -263,8 +305,10 @@ class _Lexer:
             elif char == "~" and not self.in_word:
                 raise _Unsupported("~")
             else:
-                self.add(char, quoted=False)
-                self.at += 1
+                # A run of ordinary characters at once: a long word must not cost a copy per character.
+                end = _ORDINARY.match(source, self.at).end()
+                self.add(source[self.at : max(end, self.at + 1)], quoted=False)
+                self.at = max(end, self.at + 1)
         self.end_word()
         self.tokens.append(_Token("eof"))
         return self.tokens
@@ -778,6 +822,17 @@ def _trap(shell: _Shell, argv: list[str], stream: str) -> int:
     return 0
 
 
+def _test(shell: _Shell, argv: list[str], stream: str) -> int:
+    operands = argv[1:]
+    if len(operands) == 1 and operands[0] not in ("!", "-n", "-z"):
+        return 0 if operands[0] else 1
+    if len(operands) == 2 and operands[0] in ("-n", "-z"):
+        return 0 if bool(operands[1]) == (operands[0] == "-n") else 1
+    if len(operands) == 3 and operands[1] in ("=", "!=") and "!" not in (operands[0], operands[2]):
+        return 0 if (operands[0] == operands[2]) == (operands[1] == "=") else 1
+    raise _refuse(argv)
+
+
 _Command = Callable[[_Shell, list[str], str], int]  # (shell, argv with the bare name first, stdout's stream) -> status
 # Programs exist as files in busybox and can be run without a shell; builtins exist only inside one.
 _PROGRAMS: dict[str, _Command] = {
@@ -790,6 +845,7 @@ _PROGRAMS: dict[str, _Command] = {
     "printenv": _env,
     "seq": _seq,
     "cat": _cat,
+    "test": _test,
 }
 _COMMANDS: dict[str, _Command] = {**_PROGRAMS, "exit": _exit, "trap": _trap}
 
@@ -806,6 +862,7 @@ class _Container(_Process):
         self.name = spec.name
         self.argv = [*(spec.entrypoint or []), *(spec.command or [])]
         self.labels = {**spec.labels, LABEL_MANAGED: "true"}
+        self.image = spec.image
         self.image_digest = image_digest(spec.image)
         self.state = State.PENDING
         self.exit_code: int | None = None
@@ -1035,6 +1092,7 @@ class MemoryScheduler(Scheduler):
             handle = _by_name.get(spec.name)
             if handle is not None:
                 container = _by_handle[handle]
+                check_adoptable(spec, container.labels)
                 adopted = True
             else:
                 if spec.image in MISSING_IMAGES:
@@ -1139,7 +1197,9 @@ class MemoryScheduler(Scheduler):
                 raise SchedulerError(f"cannot attach: container {container.name} is not running", permanent=True)
         return _MemoryExecSession(container, list(command))
 
-    def prune(self, older_than: dt.timedelta, is_done: Callable[[str], bool]) -> int:
+    def prune(
+        self, older_than: dt.timedelta, is_done: Callable[[str], bool], *, installation: str | None = None
+    ) -> int:
         """Remove containers that exited more than ``older_than`` ago and whose task execution label ``is_done``
         accepts (``is_done`` is called without the engine's lock: it may query the database). Containers without
         that label are left alone. Returns how many were removed."""
@@ -1151,6 +1211,7 @@ class MemoryScheduler(Scheduler):
                 if container.finished_at is not None
                 and container.finished_at <= cutoff
                 and container.labels.get(LABEL_TASK_EXECUTION)
+                and prunable(container.labels, installation)
             ]
         removed = 0
         for handle, execution in candidates:

@@ -49,6 +49,7 @@ from runs.schedulers.base import (
     Started,
     State,
     Status,
+    check_adoptable,
 )
 
 logger = logging.getLogger(__name__)
@@ -464,14 +465,18 @@ class NomadScheduler(Scheduler):
         collector purges it). Registration is check-and-set (``EnforceIndex`` with index 0: "only if new"), so two
         workers racing on one task execution register it once; the loser adopts. Image problems cannot be known
         here: Nomad pulls on the client, later, and ``status`` reports them."""
-        if self._get_job(spec.name) is not None:
+        existing = self._get_job(spec.name)
+        if existing is not None:
+            check_adoptable(spec, existing.get("Meta"))
             return Started(handle=spec.name, adopted=True)
         body = {"Job": self.job_for(spec), "EnforceIndex": True, "JobModifyIndex": 0}
         try:
             answer = self._call(self._nomad.jobs.register_job, body)
         except _HttpError as exc:
-            if exc.status >= 500 and self._get_job(spec.name) is not None:
+            raced = self._get_job(spec.name) if exc.status >= 500 else None
+            if raced is not None:
                 # "Enforcing job modify index 0: job already exists": another worker registered it first.
+                check_adoptable(spec, raced.get("Meta"))
                 return Started(handle=spec.name, adopted=True)
             raise self._error(exc, f"register job {spec.name}") from exc
         warnings = (answer or {}).get("Warnings")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from access import services as access
+from access.models import Role
+from kernel.rbac import Principal, compile_role
 from pipelines import services as pipelines
 from pipelines.models import Namespace
 from tests.conftest import make_caller, simple_config
@@ -40,11 +43,108 @@ def test_a_devops_role_lists_only_devops_namespaces(devops):
     assert [n["id"] for n in response.json()["namespaces"]] == ["devops-x", "devops-y"]
 
 
-def test_targets_use_search_semantics_so_anchors_matter(admin):
-    pipelines.create_namespace("not-devops", "x", "")
-    access.create_role("loose", "", [{"resources": ["namespaces:devops", "pipelines:.*"], "actions": ["read"]}])
-    loose = make_caller("loose", ["loose"])
-    assert loose.get("/api/namespaces/not-devops/pipelines").status_code == 200
+# --- issue 8, finding 18: a target is a full match unless it has an explicit anchor --------------------------------
+
+
+def reader_of(target: str, name: str = "reader"):
+    access.create_role(name, "", [{"resources": [f"namespaces:{target}", "pipelines:.*"], "actions": ["read"]}])
+    return make_caller(name, [name])
+
+
+def visible_namespaces(caller) -> list[str]:
+    return sorted(n["id"] for n in caller.get("/api/namespaces").json()["namespaces"])
+
+
+@pytest.fixture
+def prba(admin):
+    for ns in ("prba", "prba-evil", "x-prba", "PRBA-2"):
+        pipelines.create_namespace(ns, ns, "")
+
+
+def test_a_bare_target_names_exactly_one_namespace(prba):
+    reader = reader_of("prba")
+    assert visible_namespaces(reader) == ["prba"]
+    assert reader.get("/api/namespaces/prba").status_code == 200
+    assert reader.get("/api/namespaces/prba-evil").status_code == 404
+    assert reader.get("/api/namespaces/x-prba/pipelines").status_code == 404
+
+
+def test_a_pattern_without_anchors_must_match_the_whole_id(prba):
+    assert visible_namespaces(reader_of("prba-.*")) == ["prba-evil"]
+    assert visible_namespaces(reader_of("prba|x-prba", "two")) == ["prba", "x-prba"]
+
+
+def test_an_explicit_anchor_takes_the_target_as_a_regex_as_written(prba):
+    assert visible_namespaces(reader_of("^prba")) == ["prba", "prba-evil"]
+    assert visible_namespaces(reader_of("prba$", "suffix")) == ["prba", "x-prba"]
+    assert visible_namespaces(reader_of("(?i)^prba-", "flags")) == ["PRBA-2", "prba-evil"]
+    assert visible_namespaces(reader_of(".*prba.*", "contains")) == ["prba", "prba-evil", "x-prba"]
+
+
+@pytest.mark.parametrize(
+    "target", ["prba", "prba-.*", "^prba", "prba$", ".*", ".*prba.*", "(?i)prba", "p.b.", "prba|x-prba", "[a-z]+"]
+)
+def test_python_and_the_database_agree_on_every_target(prba, target):
+    """The gate matches a single id in Python (kernel/rbac.py); lists are matched by the database (kernel/scope.py)."""
+    from access import scope
+    from kernel.choices import Action
+
+    role = compile_role("r", [{"resources": [f"namespaces:{target}"], "actions": ["read"]}])
+    principal = Principal(kind="token", name="t", roles=(role,))
+    in_python = sorted(ns.id for ns in Namespace.objects.all() if principal.allows("read", {"namespaces": ns.id}))
+    in_sql = sorted(scope.namespaces_for(principal, Action.READ).values_list("id", flat=True))
+    assert in_python == in_sql
+
+
+def test_a_stored_role_of_the_old_form_keeps_working_with_the_new_semantics(prba):
+    """A role stored before targets were anchored (written to the table, not through the service)."""
+    Role.objects.create(id="old-form", permissions=[{"resources": ["namespaces:prba"], "actions": ["read"]}])
+    assert visible_namespaces(make_caller("old", ["old-form"])) == ["prba"]
+
+
+@pytest.mark.parametrize(
+    ("target", "changed"),
+    [
+        ("prba", True),
+        ("prba-.*", True),
+        ("team-a|team-b", True),
+        ("^prba$", False),
+        ("^prba", False),
+        ("prba$", False),
+        (".*", False),
+        (".*prba.*", False),
+        ("(?i)^prba$", False),
+    ],
+)
+def test_a_role_whose_target_changed_meaning_gets_a_warning(admin, caplog, target, changed):
+    permissions = [{"resources": ["runs", f"namespaces:{target}"], "actions": ["read"]}]
+    with caplog.at_level("WARNING"):
+        created = admin.post("/api/roles", {"id": "warned", "description": "", "permissions": permissions})
+    assert created.status_code == 201, created.json()
+    warnings = created.json()["warnings"]
+    if not changed:
+        assert warnings == []
+        return
+    assert len(warnings) == 1
+    assert warnings[0]["field"] == "permissions[0].resources[1]"
+    assert f"namespaces:{target}" in warnings[0]["message"] and "whole" in warnings[0]["message"]
+    assert "warned" in caplog.text and f"namespaces:{target}" in caplog.text
+    updated = admin.patch("/api/roles/warned", {"permissions": [{"resources": ["pipelines:web"], "actions": ["read"]}]})
+    assert updated.status_code == 200
+    assert [w["field"] for w in updated.json()["warnings"]] == ["permissions[0].resources[0]"]
+
+
+def test_a_target_the_database_cannot_compile_is_refused_at_creation(admin):
+    """Python's named groups are no PostgreSQL regex: the target is tried on the database in use."""
+    permissions = [{"resources": ["namespaces:^(?P<team>team)-a$"], "actions": ["read"]}]
+    response = admin.post("/api/roles", {"id": "py-only", "description": "", "permissions": permissions})
+    if connection.vendor == "postgresql":
+        assert response.status_code == 400, response.json()
+        assert response.json()["errors"][0]["field"] == "permissions[0].resources[0]"
+        assert "database" in response.json()["message"]
+        assert not Role.objects.filter(id="py-only").exists()
+    else:
+        assert response.status_code == 201  # SQLite matches with Python's re: it compiles there
 
 
 def test_a_pipeline_target_limits_pipelines_within_a_namespace(namespaces):

@@ -20,8 +20,8 @@ def create(caller, role_id="run-reader", description="reads runs", permissions=N
     )
 
 
-def test_any_token_lists_roles_including_the_system_roles(alice):
-    response = alice.get("/api/roles")
+def test_admins_list_every_role_including_the_system_roles(admin, alice):
+    response = admin.get("/api/roles")
     assert response.status_code == 200
     roles = {r["id"]: r for r in response.json()["roles"]}
     assert set(SYSTEM_ROLES) <= set(roles)
@@ -30,8 +30,23 @@ def test_any_token_lists_roles_including_the_system_roles(alice):
     assert roles["team-a-full"]["system_role"] is False
 
 
-def test_get_a_role(user):
-    response = user.get("/api/roles/admin")
+def test_a_token_lists_only_the_roles_it_holds(alice, charlie, user):
+    """Issue 8, finding 15: the role list exposed every tenant's namespace ids (in the roles' targets)."""
+    assert [r["id"] for r in alice.get("/api/roles").json()["roles"]] == ["team-a-full"]
+    assert [r["id"] for r in charlie.get("/api/roles").json()["roles"]] == ["team-b-full"]
+    assert [r["id"] for r in user.get("/api/roles").json()["roles"]] == ["user"]
+
+
+def test_a_role_the_token_does_not_hold_is_404_as_if_it_did_not_exist(alice, charlie):
+    response = alice.get("/api/roles/team-b-full")
+    assert response.status_code == 404
+    assert response.json()["message"] == "role team-b-full not found"
+    assert alice.get("/api/roles/admin").status_code == 404
+    assert alice.get("/api/roles/team-a-full").status_code == 200
+
+
+def test_get_a_role(admin):
+    response = admin.get("/api/roles/admin")
     assert response.status_code == 200
     assert response.json() == {
         "role": {
@@ -41,6 +56,12 @@ def test_get_a_role(user):
             "system_role": True,
         }
     }
+
+
+def test_a_token_gets_a_role_it_holds(user):
+    response = user.get("/api/roles/user")
+    assert response.status_code == 200
+    assert response.json()["role"]["id"] == "user"
 
 
 def test_get_an_unknown_role_is_404(user):
@@ -58,7 +79,8 @@ def test_admin_creates_a_role(admin):
     response = create(admin)
     assert response.status_code == 201
     assert response.json() == {
-        "role": {"id": "run-reader", "description": "reads runs", "permissions": READ_RUNS, "system_role": False}
+        "role": {"id": "run-reader", "description": "reads runs", "permissions": READ_RUNS, "system_role": False},
+        "warnings": [],
     }
     assert Role.objects.get(id="run-reader").permissions == READ_RUNS
     assert Event.objects.filter(kind="created_role", details={"role_id": "run-reader"}).exists()
@@ -150,6 +172,7 @@ def test_admin_updates_a_role(admin):
     assert response.json()["role"]["permissions"] == new_permissions
     assert response.json()["role"]["description"] == "now team-b"
     assert "changed" not in response.json()
+    assert "Gofer-Changed" not in response
     assert Role.objects.get(id="run-reader").permissions == new_permissions
     assert Event.objects.filter(kind="updated_role", details={"role_id": "run-reader"}).count() == 1
 
@@ -158,6 +181,7 @@ def test_update_with_the_same_values_says_changed_false(admin):
     create(admin)
     response = admin.patch("/api/roles/run-reader", {"description": "reads runs", "permissions": READ_RUNS})
     assert response.status_code == 200
+    assert response["Gofer-Changed"] == "false"
     assert response.json()["changed"] is False
     assert response.json()["role"]["id"] == "run-reader"
     assert not Event.objects.filter(kind="updated_role").exists()

@@ -35,6 +35,7 @@ def test_admin_turns_on_the_kill_switch(admin):
 def test_a_no_op_patch_says_changed_false(admin):
     response = admin.patch("/api/system", {"ignore_pipeline_run_events": False})
     assert response.status_code == 200
+    assert response["Gofer-Changed"] == "false"
     body = response.json()
     assert body["changed"] is False
     assert body["ignore_pipeline_run_events"] is False
@@ -45,6 +46,7 @@ def test_a_no_op_patch_says_changed_false(admin):
 def test_an_empty_patch_says_changed_false(admin):
     response = admin.patch("/api/system", {})
     assert response.status_code == 200
+    assert response["Gofer-Changed"] == "false"
     assert response.json()["changed"] is False
 
 

@@ -203,21 +203,22 @@ def test_disable_then_enable_a_token(admin):
     assert dana.get("/api/tokens/whoami").status_code == 200
 
 
-def test_disabling_a_disabled_token_changes_nothing(admin):
+def test_disabling_a_disabled_token_is_204_with_a_header_saying_nothing_changed(admin):
     token_id = create(admin).json()["token_details"]["id"]
-    admin.patch(f"/api/tokens/{token_id}", {"disabled": True})
+    first = admin.patch(f"/api/tokens/{token_id}", {"disabled": True})
+    assert (first.status_code, first.get("Gofer-Changed")) == (204, None)
     response = admin.patch(f"/api/tokens/{token_id}", {"disabled": True})
-    assert response.status_code == 200
-    assert response.json()["changed"] is False
-    assert "already disabled" in response.json()["message"]
+    assert response.status_code == 204
+    assert response["Gofer-Changed"] == "false"
+    assert response.content == b""
     assert Event.objects.filter(kind="updated_token", details__token_id=token_id).count() == 1
 
 
-def test_patch_without_fields_changes_nothing(admin):
+def test_patch_without_fields_is_204_with_a_header_saying_nothing_changed(admin):
     token_id = create(admin).json()["token_details"]["id"]
     response = admin.patch(f"/api/tokens/{token_id}", {})
-    assert response.status_code == 200
-    assert response.json()["changed"] is False
+    assert response.status_code == 204
+    assert response["Gofer-Changed"] == "false"
 
 
 def test_patch_with_a_non_boolean_is_400(admin):

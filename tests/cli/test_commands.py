@@ -14,7 +14,7 @@ from tests.conftest import deployed_pipeline, make_caller, simple_config
 
 pytestmark = [pytest.mark.slow]
 
-NAMESPACE_FIELDS = {"id", "name", "description", "created", "modified"}
+NAMESPACE_FIELDS = {"id", "name", "description", "created", "modified", "allow_attach"}
 PIPELINE_FIELDS = {"namespace_id", "pipeline_id", "state", "created", "modified"}
 CONFIG_FIELDS = {
     "namespace_id",

@@ -6,7 +6,7 @@ import pytest
 
 from access import services as access
 from events.models import Event
-from tests.access.test_admin import (
+from tests.support.admin import (
     TEAM_A_FULL,
     TEAM_A_READ,
     change_url,

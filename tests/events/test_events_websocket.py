@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from websockets.sync.client import connect
@@ -67,3 +68,14 @@ def test_reverse_without_history_is_refused_naming_the_parameter(server, admin):
 def test_events_stream_needs_a_token(server):
     with connect(f"{server.ws_url}/api/events") as ws:
         assert json.loads(ws.recv(timeout=10))["error_code"] == "unauthenticated"
+
+
+def test_an_event_written_by_another_process_reaches_the_listener_within_a_few_seconds(server, admin):
+    """This test process stands for a worker: without Redis its push cannot reach the server's in-memory layer."""
+    with connect(f"{server.ws_url}/api/events", additional_headers={"Authorization": f"Bearer {admin.token}"}) as ws:
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=1)
+        written = time.monotonic()
+        pipelines.create_namespace("from-a-worker", "W", "")
+        assert frames(ws, 1, timeout=5)[0]["kind"] == {"created_namespace": {"namespace_id": "from-a-worker"}}
+        assert time.monotonic() - written < 3

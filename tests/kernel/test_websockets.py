@@ -161,3 +161,14 @@ async def test_nul_does_not_hide_a_missing_token(db):
     assert (frame["error_code"], code) == ("unauthenticated", 4401)
     frame, code = await refusal("/api/events?history=%00", headers())
     assert (frame["error_code"], code) == ("unauthenticated", 4401)
+
+
+# --- unknown paths -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/nope", "/api/events/extra", "/", "/admin/"])
+async def test_an_unknown_path_is_a_not_found_frame_and_4404(db, path):
+    frame, code = await refusal(path, headers())
+    assert (frame["error_code"], code) == ("not_found", 4404)
+    assert frame["errors"][0]["field"] == "path"
+    assert frame["request_id"]

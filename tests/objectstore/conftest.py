@@ -6,13 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kernel.rbac import SYSTEM_PRINCIPAL
-from runs import services as runs
-from runs.choices import RunState, RunStatus
 from runs.models import Run
 from tests.conftest import deployed_pipeline
-
-PIPELINE = "/api/namespaces/team-a/pipelines/build"
+from tests.support.objects import start_run
 
 
 @pytest.fixture(autouse=True)
@@ -26,15 +22,6 @@ def object_dir(settings, tmp_path) -> Path:
 def pipeline(namespaces):
     """The deployed pipeline team-a/build."""
     return deployed_pipeline("team-a")
-
-
-def start_run(pipeline, *, complete: bool = True) -> Run:
-    """A run of ``pipeline``, complete unless asked otherwise (the run engine is not part of these tests)."""
-    run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
-    if complete:
-        Run.objects.filter(pk=run.pk).update(state=RunState.COMPLETE, status=RunStatus.SUCCESSFUL)
-        run.refresh_from_db()
-    return run
 
 
 @pytest.fixture

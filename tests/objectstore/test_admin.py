@@ -10,7 +10,8 @@ from django.urls import reverse
 from objectstore import services as objects
 from objectstore.models import ExtensionObject, PipelineObject, RunObject
 from runs.models import Run
-from tests.access.test_admin import (
+from tests.conftest import deployed_pipeline
+from tests.support.admin import (
     TEAM_A_READ,
     WRITES_A_READS_B,
     change_url,
@@ -19,9 +20,7 @@ from tests.access.test_admin import (
     messages_of,
     staff_client,
 )
-from tests.conftest import deployed_pipeline
-from tests.objectstore.conftest import start_run
-from tests.objectstore.helpers import blob_files
+from tests.support.objects import blob_files, start_run
 
 BYTES_A = b"bytes-of-team-a-object-0123456789"
 BYTES_B = b"bytes-of-team-b-object-9876543210"

@@ -8,10 +8,24 @@ from access import services as access
 from objectstore import services
 from objectstore.models import ExtensionObject
 from tests.conftest import make_caller
-from tests.objectstore.helpers import blob_files, content_of, raw_post
+from tests.support.objects import blob_files, content_of, raw_post
+from triggers.models import Extension
 
 STORE = "/api/extensions/ext-a/objects"
 OTHER = "/api/extensions/ext-b/objects"
+
+
+@pytest.fixture(autouse=True)
+def installed(db):
+    """Stores exist for installed extensions only (the triggers app's registry): ext-a and ext-b are installed."""
+    for extension_id in ("ext-a", "ext-b"):
+        Extension.objects.create(id=extension_id, image=f"example.com/{extension_id}:1")
+
+
+def test_an_extension_that_is_not_installed_has_no_store(admin):
+    response = admin.get("/api/extensions/not-installed/objects")
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["field"] == "extension_id"
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 
 from access import services as access
 from tests.conftest import deployed_pipeline, need
-from tests.objectstore.helpers import blob_files
+from tests.support.objects import blob_files
 from tests.support.processes import Server
 
 SIZE = 1024**3

@@ -6,8 +6,7 @@ import pytest
 
 from objectstore import services
 from objectstore.models import RunObject
-from tests.objectstore.conftest import PIPELINE, start_run
-from tests.objectstore.helpers import blob_files, content_of, head, raw_post
+from tests.support.objects import PIPELINE, blob_files, content_of, head, raw_post, start_run
 
 RUN1 = f"{PIPELINE}/runs/1/objects"
 RUN2 = f"{PIPELINE}/runs/2/objects"

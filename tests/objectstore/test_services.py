@@ -11,8 +11,7 @@ from objectstore.models import PipelineObject, RunObject
 from pipelines import services as pipelines
 from runs.choices import RunState
 from runs.models import Run
-from tests.objectstore.conftest import start_run
-from tests.objectstore.helpers import blob_files
+from tests.support.objects import blob_files, start_run
 
 
 def put(pipeline, key: str, data: bytes, **kwargs):

@@ -19,8 +19,7 @@ from objectstore.api.streaming import StreamedBodyParser, download_response, upl
 from objectstore.api.views import ObjectsView, PipelineObjectDetailView
 from objectstore.errors import LengthRequired
 from objectstore.models import PipelineObject
-from tests.objectstore.conftest import PIPELINE
-from tests.objectstore.helpers import raw_post
+from tests.support.objects import PIPELINE, raw_post
 
 OBJECT = f"{PIPELINE}/objects/streamed"
 

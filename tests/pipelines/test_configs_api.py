@@ -17,6 +17,7 @@ CONFIG_KEYS = {
     "parallelism",
     "parallelism_mode",
     "logging",
+    "run_token_grants",
     "name",
     "description",
     "registered",

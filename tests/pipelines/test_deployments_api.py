@@ -73,12 +73,16 @@ def test_deploying_v1_then_v2_deprecates_v1(two_versions, alice):
     }
 
 
-def test_deploying_the_live_version_again_says_changed_false(two_versions, alice):
-    alice.post(f"{BUILD}/configs/1")
+def test_deploying_the_live_version_again_is_201_saying_nothing_changed(two_versions, alice):
+    first = alice.post(f"{BUILD}/configs/1")
+    assert (first.status_code, first.get("Gofer-Changed")) == (201, None)
+    assert "changed" not in first.json()
     response = alice.post(f"{BUILD}/configs/1")
-    assert response.status_code == 200
+    assert response.status_code == 201
+    assert response["Gofer-Changed"] == "false"
     body = response.json()
     assert body["changed"] is False
+    assert "version 1 is already live" in body["message"]
     assert body["deployment"]["deployment_id"] == 1
     assert Deployment.objects.filter(pipeline=two_versions).count() == 1
     assert Event.objects.filter(kind="started_deployment").count() == 1

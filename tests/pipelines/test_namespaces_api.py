@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from events.models import Event
 from pipelines.models import Namespace
 
-NAMESPACE_KEYS = {"id", "name", "description", "created", "modified"}
+NAMESPACE_KEYS = {"id", "name", "description", "allow_attach", "created", "modified"}
 
 
 def create(caller, namespace_id="my-ns", name="My namespace", description="mine"):
@@ -157,6 +158,7 @@ def test_admin_updates_a_namespace(admin, namespaces):
     assert after["created"] == before["created"]
     assert after["modified"] >= before["modified"]
     assert "changed" not in response.json()
+    assert "Gofer-Changed" not in response
     assert Namespace.objects.get(id="team-a").name == "Team Alpha"
     assert Event.objects.filter(kind="updated_namespace", namespace_id="team-a").count() == 1
 
@@ -164,6 +166,7 @@ def test_admin_updates_a_namespace(admin, namespaces):
 def test_patch_with_no_change_says_changed_false(admin, namespaces):
     response = admin.patch("/api/namespaces/team-a", {"name": "Team A"})
     assert response.status_code == 200
+    assert response["Gofer-Changed"] == "false"
     body = response.json()
     assert body["changed"] is False
     assert body["namespace"]["name"] == "Team A"
@@ -173,6 +176,7 @@ def test_patch_with_no_change_says_changed_false(admin, namespaces):
 def test_empty_patch_says_changed_false(admin, namespaces):
     response = admin.patch("/api/namespaces/team-a", {})
     assert response.status_code == 200
+    assert response["Gofer-Changed"] == "false"
     assert response.json()["changed"] is False
 
 
@@ -212,3 +216,48 @@ def test_admin_deletes_a_namespace(admin, namespaces):
 
 def test_delete_of_a_missing_namespace_is_404(admin):
     assert admin.delete("/api/namespaces/nowhere").status_code == 404
+
+
+# --- issue 8, finding 19: ids that differ only in case share a directory on case-insensitive filesystems ------------
+
+
+@pytest.mark.parametrize(("first", "second"), [("PRBB", "prbb"), ("prbb", "PRBB"), ("Team-X", "tEAM-x")])
+def test_a_namespace_differing_only_in_case_is_409_naming_id(admin, first, second):
+    assert create(admin, first).status_code == 201
+    response = create(admin, second)
+    assert response.status_code == 409, response.json()
+    assert response.json()["errors"][0]["field"] == "id"
+    assert first in response.json()["message"]
+    assert list(Namespace.objects.filter(id__iexact=first).values_list("id", flat=True)) == [first]
+
+
+def test_the_database_refuses_case_insensitive_duplicates_whoever_writes(admin):
+    """Race-free: the constraint is the database's, so two concurrent creations cannot both pass a check."""
+    Namespace.objects.create(id="prbb", name="x")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Namespace.objects.create(id="PRBB", name="y")
+
+
+# --- issue 8, finding 1: attach can be turned off per namespace ------------------------------------------------------
+
+
+def test_attach_is_allowed_in_a_new_namespace_and_admins_turn_it_off(admin, namespaces):
+    assert admin.get("/api/namespaces/team-a").json()["namespace"]["allow_attach"] is True
+    response = admin.patch("/api/namespaces/team-a", {"allow_attach": False})
+    assert response.status_code == 200
+    assert response.json()["namespace"]["allow_attach"] is False
+    assert Namespace.objects.get(id="team-a").allow_attach is False
+    assert Event.objects.filter(kind="updated_namespace", namespace_id="team-a").count() == 1
+    assert admin.patch("/api/namespaces/team-a", {"allow_attach": False}).json()["changed"] is False
+
+
+def test_allow_attach_must_be_a_boolean(admin, namespaces):
+    response = admin.patch("/api/namespaces/team-a", {"allow_attach": "no"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "allow_attach"
+
+
+def test_members_cannot_turn_attach_back_on(alice, namespaces):
+    Namespace.objects.filter(id="team-a").update(allow_attach=False)
+    assert alice.patch("/api/namespaces/team-a", {"allow_attach": True}).status_code == 403
+    assert Namespace.objects.get(id="team-a").allow_attach is False

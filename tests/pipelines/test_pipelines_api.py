@@ -81,19 +81,20 @@ def test_disable_and_enable_a_pipeline(registered, alice):
     assert Event.objects.filter(kind="enabled_pipeline", pipeline_slug="build").count() == 1
 
 
-def test_disabling_a_disabled_pipeline_says_changed_false(registered, alice):
-    alice.patch(BUILD, {"state": "disabled"})
+def test_disabling_a_disabled_pipeline_is_204_with_a_header_saying_nothing_changed(registered, alice):
+    first = alice.patch(BUILD, {"state": "disabled"})
+    assert (first.status_code, first.get("Gofer-Changed")) == (204, None)
     response = alice.patch(BUILD, {"state": "disabled"})
-    assert response.status_code == 200
-    assert response.json()["changed"] is False
-    assert "already disabled" in response.json()["message"]
+    assert response.status_code == 204
+    assert response["Gofer-Changed"] == "false"
+    assert response.content == b""
     assert Event.objects.filter(kind="disabled_pipeline").count() == 1
 
 
-def test_an_empty_patch_says_changed_false(registered, alice):
+def test_an_empty_patch_is_204_with_a_header_saying_nothing_changed(registered, alice):
     response = alice.patch(BUILD, {})
-    assert response.status_code == 200
-    assert response.json()["changed"] is False
+    assert response.status_code == 204
+    assert response["Gofer-Changed"] == "false"
 
 
 @pytest.mark.parametrize("state", ["paused", "unknown", "", None, 1, ["active"]])
@@ -129,3 +130,18 @@ def test_registering_again_after_delete_starts_from_version_1(registered, alice)
     response = alice.post(f"{BUILD}/configs", {"config": simple_config()})
     assert response.status_code == 201
     assert response.json()["pipeline"]["config"]["version"] == 1
+
+
+def test_a_pipeline_differing_only_in_case_from_another_is_409_naming_pipeline_id(admin, namespaces):
+    """Issue 8, finding 19, for pipelines: ``build`` and ``Build`` would share a log and object directory."""
+    assert admin.post("/api/namespaces/team-a/pipelines/build/configs", {"config": simple_config()}).status_code == 201
+    response = admin.post("/api/namespaces/team-a/pipelines/Build/configs", {"config": simple_config("Build")})
+    assert response.status_code == 409, response.json()
+    assert response.json()["errors"][0]["field"] == "pipeline_id"
+    assert "build" in response.json()["message"]
+    assert list(Pipeline.objects.filter(namespace_id="team-a").values_list("slug", flat=True)) == ["build"]
+    # Another namespace may have its own Build.
+    assert (
+        admin.post("/api/namespaces/team-b/pipelines/Build/configs", {"config": simple_config("Build")}).status_code
+        == 201
+    )

@@ -9,7 +9,7 @@ from django.utils import timezone
 from events.models import Event
 from runs.choices import RunState, RunStatus, RunStatusReason, TaskExecutionState
 from runs.models import Run, TaskExecution, TimelineEntry
-from tests.access.test_admin import (
+from tests.support.admin import (
     TEAM_A_FULL,
     TEAM_A_READ,
     WRITES_A_READS_B,

@@ -1,7 +1,8 @@
 """Attach: an interactive command inside a running task's container, over a real websocket to a real daphne process.
 
-The orchestrator runs in the test process (the ``engine`` fixture, real Docker); the server is a separate daphne
-process that shares the test database and reaches the same Docker engine, as in a real installation.
+The orchestrator runs in the test process (the ``docker_engine`` fixture, real Docker); the server is a separate daphne
+process that shares the test database and reaches the same Docker engine, as in a real installation. (A container of
+the memory engine lives in the test process, where the server cannot reach it.)
 """
 
 from __future__ import annotations
@@ -14,17 +15,20 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from access import services as access
 from kernel.rbac import SYSTEM_PRINCIPAL
 from runs import services as runs
 from runs.models import Run, TaskExecution
-from tests.runs.test_engine_dag import pipeline_with, sh
+from tests.conftest import FULL, TENANT_RESOURCES, make_caller
+from tests.support.engine import pipeline_with, sh
 from tests.support.processes import Server
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 @pytest.fixture
-def running(engine, namespaces):
+def running(docker_engine, namespaces):
+    engine = docker_engine
     """Run 1 of team-a/attach: task ``long`` running (a minute of sleep), task ``quick`` already complete."""
     pipeline = pipeline_with(
         [sh("long", engine.image, "sleep 60"), sh("quick", engine.image, "echo done")], pipeline_id="attach"
@@ -53,6 +57,18 @@ def server(running):
     process = Server()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def attacher(namespaces):
+    """Everything in team-a and ``attach``, which write on runs and task executions alone does not give (issue 8;
+    tests/runs/test_attach_rules.py)."""
+    access.create_role(
+        "team-a-attach",
+        "everything in team-a, attach too",
+        [{"resources": ["namespaces:^team-a$", "pipelines:.*", *TENANT_RESOURCES, "attach"], "actions": FULL}],
+    )
+    return make_caller("attacher", ["team-a-attach"])
 
 
 def attach_url(server: Server, run: Run, task: str = "long", command: str = "/bin/sh") -> str:
@@ -96,9 +112,9 @@ def shells_in(container_id: str) -> list[str]:
     return [" ".join(p) for p in processes if "/bin/sh" in " ".join(p)]
 
 
-def test_a_member_with_write_runs_a_shell_inside_the_tasks_container(server, running, alice):
+def test_a_member_with_attach_runs_a_shell_inside_the_tasks_container(server, running, attacher):
     te = TaskExecution.objects.get(run=running, task_slug="long")
-    with connect(attach_url(server, running), additional_headers=bearer(alice), open_timeout=10) as ws:
+    with connect(attach_url(server, running), additional_headers=bearer(attacher), open_timeout=10) as ws:
         ws.send("echo hi-from-attach\n")
         assert b"hi-from-attach" in read_until(ws, b"hi-from-attach")
         # The command runs in the task's own container: its hostname is the container id, and arithmetic happened.
@@ -118,9 +134,9 @@ def test_a_member_with_write_runs_a_shell_inside_the_tasks_container(server, run
     assert te.state == "running"  # leaving the shell leaves the task alone
 
 
-def test_closing_the_socket_ends_the_attached_command(server, running, alice):
+def test_closing_the_socket_ends_the_attached_command(server, running, attacher):
     te = TaskExecution.objects.get(run=running, task_slug="long")
-    with connect(attach_url(server, running), additional_headers=bearer(alice), open_timeout=10) as ws:
+    with connect(attach_url(server, running), additional_headers=bearer(attacher), open_timeout=10) as ws:
         ws.send("echo still-here\n")
         read_until(ws, b"still-here")
         assert len(shells_in(te.container_id)) == 1
@@ -140,24 +156,24 @@ def test_read_only_members_outsiders_and_anonymous_callers_are_refused(server, r
     assert (frame["error_code"], code) == ("unauthenticated", 4401)
 
 
-def test_a_task_that_is_not_running_is_409(server, running, alice):
-    frame, code = refusal(attach_url(server, running, task="quick"), bearer(alice))
+def test_a_task_that_is_not_running_is_409(server, running, attacher):
+    frame, code = refusal(attach_url(server, running, task="quick"), bearer(attacher))
     assert (frame["error_code"], code) == ("conflict", 4409)
     assert "not running (complete)" in frame["message"]
-    frame, code = refusal(attach_url(server, running, task="missing"), bearer(alice))
+    frame, code = refusal(attach_url(server, running, task="missing"), bearer(attacher))
     assert (frame["error_code"], code) == ("not_found", 4404)
 
 
-def test_a_bad_command_is_400_naming_it(server, running, alice):
-    frame, code = refusal(attach_url(server, running, command="%27unclosed"), bearer(alice))
+def test_a_bad_command_is_400_naming_it(server, running, attacher):
+    frame, code = refusal(attach_url(server, running, command="%27unclosed"), bearer(attacher))
     assert (frame["error_code"], code) == ("validation_error", 4400)
     assert frame["errors"][0]["field"] == "command"
 
 
-def test_attach_can_be_turned_off_on_the_server(running, alice):
+def test_attach_can_be_turned_off_on_the_server(running, attacher):
     server = Server(GOFER_ALLOW_ATTACH="false")
     try:
-        frame, code = refusal(attach_url(server, running), bearer(alice))
+        frame, code = refusal(attach_url(server, running), bearer(attacher))
     finally:
         server.stop()
     assert (frame["error_code"], code) == ("permission_denied", 4403)

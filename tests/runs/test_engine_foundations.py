@@ -29,6 +29,7 @@ from secretstore import services as secrets
 from tests.conftest import deployed_pipeline
 from tests.support import engine as engine_support
 
+
 @pytest.fixture
 def inline(transactional_db, settings, monkeypatch):
     """The orchestrator on the memory engine through the inline queue, with short slices and leases."""

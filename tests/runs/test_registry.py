@@ -21,12 +21,19 @@ from runs import logs
 from runs.models import TaskExecution, TimelineEntry
 from runs.schedulers.base import ContainerSpec, NoSuchImage, RegistryAuth, SchedulerError, Started, State
 from runs.schedulers.docker import DockerScheduler
-from tests.runs.test_engine_dag import log_text, pipeline_with, run_to_completion, sh, tasks_of
+from tests.support.engine import log_text, pipeline_with, run_to_completion, sh, tasks_of
 from tests.support.registry import PushedImage, Registry, registry_fixture  # noqa: F401 - the "registry" fixture
 
 pytestmark = [pytest.mark.docker]
 
-AUTH_FAILURES = ("unauthorized", "authentication required", "no basic auth credentials")
+# What a user is told when the registry refuses the credentials (the engine's own words stay in the server log).
+AUTH_FAILURES = ("the registry refused access",)
+
+
+@pytest.fixture(autouse=True)
+def _registry_is_allowed(settings, registry):
+    """The test registry is on loopback, which the outbound policy refuses unless the operator lists it."""
+    settings.GOFER_ALLOWED_REGISTRIES = [registry.host]
 
 
 @pytest.fixture
@@ -208,13 +215,13 @@ def everything_stored_and_served(run, te: TaskExecution, caller) -> dict[str, st
 
 
 def test_a_task_with_registry_auth_and_always_pull_runs_from_the_private_registry_and_records_the_digest(
-    engine, push, registry, alice, caplog
+    docker_engine, push, registry, alice, caplog
 ):
     caplog.set_level(logging.DEBUG)  # the process's own log records too
     first = push("engine-one")
     pipeline = pipeline_with([private_task(first, registry.user, registry.password)], pipeline_id="private")
 
-    run = run_to_completion(engine, pipeline)
+    run = run_to_completion(docker_engine, pipeline)
     te = tasks_of(run)["private"]
     assert (te.status, te.status_description) == ("successful", "")
     assert log_text(te) == ["engine-one"]
@@ -226,7 +233,7 @@ def test_a_task_with_registry_auth_and_always_pull_runs_from_the_private_registr
 
     # A new version under the same tag: always_pull_newest_image makes the next run pull it.
     second = push("engine-two")
-    run_again = run_to_completion(engine, pipeline)
+    run_again = run_to_completion(docker_engine, pipeline)
     te_again = tasks_of(run_again)["private"]
     assert te_again.status == "successful"
     assert log_text(te_again) == ["engine-two"]
@@ -241,14 +248,14 @@ def test_a_task_with_registry_auth_and_always_pull_runs_from_the_private_registr
 
 
 def test_wrong_registry_credentials_fail_the_task_with_scheduler_error_and_a_readable_reason_without_the_password(
-    engine, push, registry, alice, caplog
+    docker_engine, push, registry, alice, caplog
 ):
     caplog.set_level(logging.DEBUG)  # the process's own log records too
     image = push("engine-refused")
     wrong = "wrong-" + uuid.uuid4().hex
     pipeline = pipeline_with([private_task(image, registry.user, wrong)], pipeline_id="refused")
 
-    run = run_to_completion(engine, pipeline)
+    run = run_to_completion(docker_engine, pipeline)
     te = tasks_of(run)["private"]
     assert (te.status, te.status_reason) == ("failed", "scheduler_error")
     assert te.status_description.startswith("could not start the container:")

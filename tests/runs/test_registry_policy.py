@@ -82,7 +82,6 @@ def test_the_registry_is_checked_again_before_the_pull_and_nothing_is_started(tr
     assert (te.status, te.status_reason) == ("failed", "failed_precondition")
     assert "127.0.0.1:18181 is a loopback address" in te.status_description
     assert te.container_id == ""
-    assert memory.MemoryScheduler().find(f"gofer-reg-a-later-1-t-{te.pk}") is None
     memory.reset()
     get_scheduler.cache_clear()
 
@@ -126,3 +125,33 @@ def test_a_pull_from_an_unreachable_listed_registry_says_so_without_the_engines_
 
 def test_the_example_configs_use_public_images(alice):
     assert alice.post(CONFIGS.format(p="build"), {"config": simple_config()}).status_code == 201
+
+
+@pytest.mark.docker
+def test_the_engine_checks_the_registry_with_dns_just_before_it_pulls(settings, monkeypatch):
+    """A name that passed registration resolves, at pull time, to a private address: nothing is pulled. (DNS is
+    faked for this one name: there is no resolver here to make it answer so.)"""
+    from kernel import outbound
+
+    real = outbound.socket.getaddrinfo
+    monkeypatch.setattr(
+        outbound.socket,
+        "getaddrinfo",
+        lambda host, *a, **k: (
+            [(2, 1, 6, "", ("10.1.2.3", 0))] if host == "registry.rebind.example" else real(host, *a, **k)
+        ),
+    )
+    settings.GOFER_DOCKER_NETWORK_MODE = "none"
+    engine = DockerScheduler()
+    policy = outbound.policy([], allow_public=True, setting="GOFER_ALLOWED_REGISTRIES")
+    try:
+        with pytest.raises(NoSuchImage, match="resolves to 10.1.2.3, a private address"):
+            engine.start(
+                ContainerSpec(
+                    name=f"gofer-test-{uuid.uuid4().hex[:8]}",
+                    image="registry.rebind.example/team/app:1",
+                    registry_policy=policy,
+                )
+            )
+    finally:
+        engine.close()

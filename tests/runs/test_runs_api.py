@@ -6,13 +6,16 @@ import time
 
 import pytest
 
+from access import services as access
+from access.models import Token
 from events.models import Event
+from kernel.errors import Forbidden
 from kernel.rbac import SYSTEM_PRINCIPAL
 from pipelines import services as pipelines
-from pipelines.models import Namespace
+from pipelines.models import Namespace, Pipeline
 from runs import services as runs
 from runs.models import Run
-from tests.conftest import simple_config
+from tests.conftest import deployed_pipeline, make_caller, simple_config
 
 BUILD = "/api/namespaces/team-a/pipelines/build"
 RUNS = f"{BUILD}/runs"
@@ -248,6 +251,7 @@ def test_cancel_a_pending_run(team_a_pipeline, alice):
     start(alice)
     response = alice.delete(f"{RUNS}/1")
     assert response.status_code == 204
+    assert "Gofer-Changed" not in response
     run = Run.objects.get(number=1)
     assert run.cancel_requested is not None
     assert run.cancel_reason == "user_cancelled"
@@ -273,13 +277,13 @@ def test_cancelling_twice_records_one_request(team_a_pipeline, alice):
     assert Event.objects.filter(kind="started_run_cancellation").count() == 1
 
 
-def test_cancelling_a_finished_run_says_changed_false(team_a_pipeline, alice):
+def test_cancelling_a_finished_run_is_204_with_a_header_saying_nothing_changed(team_a_pipeline, alice):
     start(alice)
     Run.objects.filter(number=1).update(state="complete", status="successful")
     response = alice.delete(f"{RUNS}/1")
-    assert response.status_code == 200
-    assert response.json()["changed"] is False
-    assert "already finished" in response.json()["message"]
+    assert response.status_code == 204
+    assert response["Gofer-Changed"] == "false"
+    assert response.content == b""
     assert Run.objects.get(number=1).cancel_requested is None
     assert not Event.objects.filter(kind="started_run_cancellation").exists()
 
@@ -311,3 +315,102 @@ def test_the_timeline_of_a_run(team_a_pipeline, alice):
 
 def test_the_timeline_of_a_missing_run_is_404(team_a_pipeline, alice):
     assert alice.get(f"{RUNS}/3/timeline").status_code == 404
+
+
+# --- issue 8, finding 11: run variables may resolve only the secrets their initiator may read ------------------------
+
+
+@pytest.fixture
+def runner(namespaces):
+    """May start runs in team-a, nothing about secrets (the audit's ``runs:write`` role)."""
+    access.create_role(
+        "team-a-runner",
+        "",
+        [{"resources": ["namespaces:^team-a$", "pipelines:.*", "runs"], "actions": ["read", "write"]}],
+    )
+    return make_caller("runner", ["team-a-runner"])
+
+
+@pytest.mark.parametrize("reference", ["pipeline_secret{{pw}}", "global_secret{{pw}}", " PIPELINE_SECRET{{ pw }} "])
+def test_a_run_variable_cannot_reference_a_secret_its_initiator_may_not_read(team_a_pipeline, runner, reference):
+    response = start(runner, {"MODE": reference})
+    assert response.status_code == 403, response.json()
+    assert response.json()["errors"][0]["field"] == "variables.MODE"
+    assert "MODE" in response.json()["message"]
+    assert not Run.objects.exists()
+
+
+def test_a_member_who_may_read_the_pipelines_secrets_may_reference_them(team_a_pipeline, alice):
+    assert start(alice, {"MODE": "pipeline_secret{{pw}}"}).status_code == 201
+
+
+def test_global_secrets_are_referenced_by_admins_only(team_a_pipeline, alice, admin):
+    refused = start(alice, {"KEY": "global_secret{{shared}}"})
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["field"] == "variables.KEY"
+    assert start(admin, {"KEY": "global_secret{{shared}}"}).status_code == 201
+
+
+def test_plain_run_variables_need_no_secret_permission(team_a_pipeline, runner):
+    assert start(runner, {"MODE": "fast", "NOTE": "pipeline_secret{{"}).status_code == 201
+
+
+def test_the_rule_is_the_services_so_every_caller_of_start_run_obeys_it(team_a_pipeline, runner):
+    principal = access.principal_for_token(Token.objects.get(pk=runner.token_id))
+    with pytest.raises(Forbidden) as refused:
+        runs.start_run(principal, team_a_pipeline, {"MODE": "pipeline_secret{{pw}}"})
+    assert refused.value.errors[0].field == "variables.MODE"
+    runs.check_run_variables(SYSTEM_PRINCIPAL, team_a_pipeline, [{"key": "MODE", "value": "global_secret{{x}}"}])
+
+
+@pytest.mark.parametrize("name", ["PATH", "path", "GOFER_TOKEN", "GOFER_API_BASE_URL", "gofer_run_id"])
+def test_a_protected_variable_name_is_400_naming_it(team_a_pipeline, alice, name):
+    response = start(alice, {name: "/bin:/evil"})
+    assert response.status_code == 400, response.json()
+    assert response.json()["errors"][0]["field"] == f"variables.{name.upper()}"
+    assert "protected" in response.json()["message"]
+    assert not Run.objects.exists()
+
+
+def test_operators_choose_the_protected_names(team_a_pipeline, alice, settings):
+    settings.GOFER_PROTECTED_VARIABLES = ["LD_*"]
+    assert start(alice, {"PATH": "/bin"}).status_code == 201
+    response = start(alice, {"LD_PRELOAD": "/evil.so"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "variables.LD_PRELOAD"
+
+
+# --- issue 8, finding 16: anonymous readers of default see no run variables and no token ids ---------------------------
+
+
+@pytest.fixture
+def default_run(db):
+    deployed_pipeline("default", "hello")
+    starter = make_caller("starter", ["user"])
+    starter.post("/api/namespaces/default/pipelines/hello/runs", {"variables": {"MODE": "private-value"}})
+    run = Run.objects.get(pipeline=Pipeline.objects.get(namespace_id="default", slug="hello"))
+    _, token = access.mint_run_token(run)
+    Run.objects.filter(pk=run.pk).update(token=token)
+    return starter
+
+
+def test_anonymous_readers_see_neither_run_variables_nor_token_ids(default_run, anonymous):
+    for response in (
+        anonymous.get("/api/namespaces/default/pipelines/hello/runs/1"),
+        anonymous.get("/api/namespaces/default/pipelines/hello/runs"),
+    ):
+        assert response.status_code == 200
+        body = response.json()
+        run = body["run"] if "run" in body else body["runs"][0]
+        assert run["variables"] == []
+        assert run["token_id"] is None
+        assert run["initiator"]["id"] == ""
+        assert run["initiator"]["user"] == "starter"
+        assert "private-value" not in str(body)
+
+
+def test_a_token_reader_still_sees_them(default_run):
+    run = default_run.get("/api/namespaces/default/pipelines/hello/runs/1").json()["run"]
+    assert run["variables"] == [{"key": "MODE", "value": "private-value", "source": "run_options"}]
+    assert run["token_id"] is not None
+    assert run["initiator"]["id"] == default_run.token_id

@@ -105,14 +105,8 @@ def test_get_scheduler_builds_the_memory_scheduler_when_dev_schedulers_are_enabl
     assert engine.name == "memory"
 
 
-@pytest.mark.parametrize("setting", ["false", "absent"])
-def test_get_scheduler_refuses_the_memory_scheduler_unless_dev_schedulers_are_enabled(
-    settings, fresh_registry, setting
-):
-    if setting == "absent":
-        del settings.GOFER_DEV_SCHEDULERS
-    else:
-        settings.GOFER_DEV_SCHEDULERS = False
+def test_get_scheduler_refuses_the_memory_scheduler_unless_dev_schedulers_are_enabled(settings, fresh_registry):
+    settings.GOFER_DEV_SCHEDULERS = False
     with pytest.raises(ImproperlyConfigured, match="GOFER_DEV_SCHEDULERS"):
         get_scheduler("memory")
 
@@ -671,6 +665,19 @@ SCRIPTS = {
     "a command may be named by its path in bin": ("/bin/echo hi", {}, ["hi"], 0),
     "an empty script succeeds": ("", {}, [], 0),
     "a trap that never fires changes nothing": ("trap 'echo never' SIGTERM; trap '' 15; echo done", {}, ["done"], 0),
+    "test compares strings": (
+        'test "$A" = v && echo equal; test "$A" != w && echo differs; test "$A" = w || echo not-w',
+        {"A": "v"},
+        ["equal", "differs", "not-w"],
+        0,
+    ),
+    "test tells empty from non-empty strings": (
+        'test -n "$A" && echo set; test -z "$EMPTY" && echo empty; test "$A" && echo one; test "$EMPTY" || echo none',
+        {"A": "v", "EMPTY": ""},
+        ["set", "empty", "one", "none"],
+        0,
+    ),
+    "a failed test is status 1": ('test -z "$A"', {"A": "v"}, [], 1),
     "keywords are only keywords unquoted at a command's start": (
         "echo while do done; 'true'",
         {},
@@ -729,6 +736,14 @@ def test_seq_writes_sixty_thousand_lines_quickly(scheduler):
     assert time.monotonic() - began < 3
 
 
+def test_a_word_of_a_hundred_kibibytes_is_read_and_written_whole_and_quickly(scheduler):
+    word = "".join(str(n) for n in range(1, 23001))
+    began = time.monotonic()
+    _, status, lines = run(scheduler, sh(f"echo {word}; echo after"))
+    assert (texts(lines), status.exit_code) == ([word, "after"], 0)
+    assert time.monotonic() - began < 2
+
+
 UNSUPPORTED = {
     "an unknown command": ("ls", "ls"),
     "a pipe": ("echo a | cat", "|"),
@@ -772,6 +787,11 @@ UNSUPPORTED = {
     "exit with a word": ("exit abc", "exit abc"),
     "a nested shell": ("sh -c 'echo nested'", "sh"),
     "an unknown command from a variable": ("$CMD", "ls"),
+    "test of numbers": ("test 1 -eq 1", "test 1 -eq 1"),
+    "test of a file": ("test -f /etc/passwd", "test -f /etc/passwd"),
+    "test with negation": ("test ! a", "test ! a"),
+    "test with and": ("test a -a b", "test a -a b"),
+    "the bracket form of test": ("[ a = a ]", "[ (pathname expansion)"),
 }
 
 
@@ -839,3 +859,26 @@ def test_a_bug_in_the_engine_ends_the_container_with_125_and_no_traceback_in_its
     assert status.exit_code == 125
     assert texts(lines) == ["before", "memory scheduler: internal error (see the worker's log)"]
     assert "ZeroDivisionError" in caplog.text
+
+
+# --- inspect ------------------------------------------------------------------------------------------------------
+
+
+def test_inspect_tells_what_docker_inspect_would_without_going_through_a_scheduler(scheduler, monkeypatch):
+    spec = sh("exit 3", env={"A": "1"}, labels={LABEL_TASK_EXECUTION: "42"})
+    handle, status, _ = run(scheduler, spec)
+    monkeypatch.setattr(MemoryScheduler, "status", lambda self, handle: 1 / 0)  # a test's fault injection
+    found = memory.inspect(handle)
+    assert found is not None
+    assert (found.name, found.image, found.state, found.exit_code) == (spec.name, "busybox:latest", State.EXITED, 3)
+    assert (found.started_at, found.finished_at) == (status.started_at, status.finished_at)
+    assert found.env == {"A": "1"}
+    assert found.labels[LABEL_TASK_EXECUTION] == "42"
+
+
+def test_inspect_of_a_removed_or_unknown_container_is_none(scheduler):
+    handle = scheduler.start(sh("sleep 5")).handle
+    assert memory.inspect(handle).state == State.RUNNING
+    scheduler.remove(handle)
+    assert memory.inspect(handle) is None
+    assert memory.inspect("0" * 64) is None

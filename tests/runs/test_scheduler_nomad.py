@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import socket
 import threading
 import time
 from decimal import Decimal
@@ -33,6 +32,7 @@ from runs.schedulers.base import (
 )
 from runs.schedulers.nomad import NomadScheduler, cpu_mhz
 from tests.support.fake_nomad import FakeNomad, event
+from tests.support.processes import free_port
 
 TOKEN = "9f1c-acl-token"
 NAME = "gofer-team-a-build-7-compile-1f2e"
@@ -802,9 +802,7 @@ def test_a_token_nomad_rejects_is_a_permanent_error(scheduler, fake, settings):
 
 def test_an_unreachable_nomad_is_engine_unavailable(settings, monkeypatch):
     monkeypatch.delenv("NOMAD_TOKEN", raising=False)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again when the block ends: nothing listens there
+    port = free_port()  # nothing listens there
     settings.GOFER_NOMAD_ADDR = f"http://127.0.0.1:{port}"
     unreachable = NomadScheduler()
 

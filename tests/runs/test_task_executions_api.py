@@ -172,6 +172,7 @@ def test_reading_task_executions_needs_the_task_executions_permission(run, names
 def test_cancel_a_task_execution_with_wait_for(run, alice):
     response = alice.delete(f"{TASKS}/test?wait_for=30")
     assert response.status_code == 204
+    assert "Gofer-Changed" not in response
     te = TaskExecution.objects.get(task_slug="test")
     assert te.cancel_requested is not None
     assert te.cancel_wait_for == 30
@@ -219,11 +220,11 @@ def test_wait_for_3600_is_accepted(run, alice):
     assert alice.delete(f"{TASKS}/test?wait_for=3600").status_code == 204
 
 
-def test_cancelling_a_finished_task_execution_says_changed_false(run, alice):
+def test_cancelling_a_finished_task_execution_is_204_with_a_header_saying_nothing_changed(run, alice):
     response = alice.delete(f"{TASKS}/compile")
-    assert response.status_code == 200
-    assert response.json()["changed"] is False
-    assert "already finished" in response.json()["message"]
+    assert response.status_code == 204
+    assert response["Gofer-Changed"] == "false"
+    assert response.content == b""
     assert TaskExecution.objects.get(task_slug="compile").cancel_requested is None
 
 

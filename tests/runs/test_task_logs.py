@@ -1,9 +1,10 @@
-"""Task logs end to end on the real Docker engine: reading them over HTTP (raw, JSON, offset, follow), deleting them,
+"""Task logs end to end, on every engine: reading them over HTTP (raw, JSON, offset, follow), deleting them,
 retention by run count, and what is stored (both streams, long lines).
 
 The orchestrator runs in the test process (the ``engine`` fixture). ``follow=true`` is read from a real daphne
 process with a streaming HTTP client while the engine drives the task, so what is tested is bytes arriving on a
-socket before the task has ended, not an iterator in the test process.
+socket before the task has ended, not an iterator in the test process. The server reads the log files the engine
+writes, so this works on the memory engine too, whose containers only the test process sees.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ from kernel.rbac import SYSTEM_PRINCIPAL
 from runs import logs
 from runs import services as runs
 from runs.models import Run, TaskExecution
-from tests.runs.test_engine_dag import log_text, pipeline_with, run_to_completion, sh, tasks_of
+from tests.support.engine import log_text, pipeline_with, run_to_completion, sh, tasks_of
 from tests.support.processes import Server
 
-pytestmark = [pytest.mark.docker]
-
 # One line longer than 100 KiB that Docker splits into 16 KiB messages; its content is checked, not only its length.
+# It is written in the script itself (one argument of 100+ KiB, below Linux's 128 KiB), since the memory engine has
+# no pipes to build it with.
 LONG_COUNT = 23000
 LONG_LINE = "".join(str(i) for i in range(1, LONG_COUNT + 1))
 MIXED_SCRIPT = (
     "echo out-1; sleep 0.05; echo err-1 >&2; sleep 0.05; echo out-2; sleep 0.05; echo err-2 >&2; sleep 0.05; "
-    f"seq 1 {LONG_COUNT} | tr -d '\\n'; echo; sleep 0.05; echo after-long"
+    f"echo {LONG_LINE}; sleep 0.05; echo after-long"
 )
 MIXED_LINES = ["out-1", "err-1", "out-2", "err-2", LONG_LINE, "after-long"]
 MIXED_STREAMS = ["stdout", "stderr", "stdout", "stderr", "stdout", "stdout"]
@@ -70,7 +71,8 @@ def test_stdout_and_stderr_are_stored_with_their_stream_and_a_long_line_whole(mi
     assert [r["m"] for r in lines] == MIXED_LINES
     assert [r["s"] for r in lines] == MIXED_STREAMS
     assert [r["n"] for r in records] == list(range(len(MIXED_LINES) + 1))
-    assert records[-1] == {"n": len(MIXED_LINES), "eof": True, "exit_code": 0}
+    # The end marker keeps the engine's cursor after the last line: a finished log is never read from the engine again.
+    assert records[-1] == {"n": len(MIXED_LINES), "eof": True, "exit_code": 0, "c": records[-2]["c"]}
     times = [r["t"] for r in lines]
     assert times == sorted(times)
     assert te.started.timestamp() * 1000 - 1000 <= times[0] <= te.ended.timestamp() * 1000
@@ -164,7 +166,7 @@ TICKS = 20
 
 def test_follow_streams_a_running_task_until_its_end(engine, namespaces, alice):
     pipeline = pipeline_with(
-        [sh("ticker", engine.image, f"for i in $(seq 1 {TICKS}); do echo tick-$i; sleep 0.4; done")],
+        [sh("ticker", engine.image, "; ".join(f"echo tick-{i}; sleep 0.4" for i in range(1, TICKS + 1)))],
         pipeline_id="ticker",
     )
     server = Server()  # started first: its start-up must not eat into the task's running time
@@ -261,6 +263,7 @@ def test_deleting_logs_is_refused_while_the_task_runs_then_removes_them(engine, 
 
     response = alice.delete(path)
     assert response.status_code == 204
+    assert "Gofer-Changed" not in response
     current = te()
     assert current.logs_removed is True
     assert current.logs_expired is False
@@ -274,9 +277,8 @@ def test_deleting_logs_is_refused_while_the_task_runs_then_removes_them(engine, 
     assert alice.get(path, follow="true").status_code == 410
 
     again = alice.delete(path)
-    assert again.status_code == 200
-    assert again.json()["changed"] is False
-    assert "already removed" in again.json()["message"]
+    assert again.status_code == 204
+    assert again["Gofer-Changed"] == "false"
 
 
 # --- retention by run count -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import docker
 import pytest
 from websockets.sync.client import connect
 
+from access import services as access
 from kernel.rbac import SYSTEM_PRINCIPAL
 from pipelines.models import Pipeline
 from runs import logs
@@ -20,7 +21,9 @@ from runs import services as runs
 from runs.engine import reconciling
 from runs.models import Run, TaskExecution
 from runs.schedulers import get_scheduler
+from runs.schedulers.base import LABEL_INSTALLATION, LABEL_TASK_EXECUTION
 from tests.conftest import deployed_pipeline, need
+from tests.support.engine import remove_docker_containers_of_this_test
 from tests.support.images import docker_available
 from tests.support.processes import Server, Worker
 
@@ -37,16 +40,14 @@ def real_engine(transactional_db, settings, request):
     settings.GOFER_DOCKER_NETWORK_MODE = "none"
     settings.GOFER_DRIVE_SLICE_SECONDS = 2
     settings.GOFER_LEASE_SECONDS = 4
-    settings.GOFER_CONTAINER_PRUNE_AFTER = 0
+    settings.GOFER_CONTAINER_PRUNE_AFTER = 3600  # keep finished containers: the crash test inspects its own
     get_scheduler.cache_clear()
     processes = []
     yield image, processes
     for process in processes:
         process.stop()
-    client = docker.from_env()
-    for container in client.containers.list(all=True, filters={"label": "dev.gofer.namespace=team-a"}):
-        container.remove(force=True)
-    client.close()
+    # Not every team-a container on the engine: another test session's would go too.
+    remove_docker_containers_of_this_test()
 
 
 def wait_for(condition, timeout: float, what: str, processes=()):
@@ -100,6 +101,7 @@ def test_killed_worker_cluster_loses_no_run_no_line_and_runs_the_task_once(real_
 
     second = Worker(workers=2)
     processes.append(second)
+
     def done():
         # What the scheduled reconciler does every minute; called here so the test does not wait for the schedule.
         reconciling.reconcile()
@@ -115,7 +117,9 @@ def test_killed_worker_cluster_loses_no_run_no_line_and_runs_the_task_once(real_
     assert records[-1]["eof"] is True and records[-1]["exit_code"] == 0
     assert [r["n"] for r in records] == list(range(len(records)))
     client = docker.from_env()
-    containers = client.containers.list(all=True, filters={"label": f"dev.gofer.task_execution={te.pk}"})
+    # This installation's containers only: other test sessions on the engine number their task executions too.
+    labels = [f"{LABEL_TASK_EXECUTION}={te.pk}", f"{LABEL_INSTALLATION}={access.installation_id()}"]
+    containers = client.containers.list(all=True, filters={"label": labels})
     assert len(containers) == 1  # one container, started once
     assert containers[0].attrs["RestartCount"] == 0
     assert te.started.isoformat()[:19] == containers[0].attrs["State"]["StartedAt"][:19]  # the engine's own times

@@ -8,23 +8,9 @@ from dataclasses import dataclass
 import hvac
 import hvac.exceptions
 import pytest
-from django.db import connection
 
 from secretstore import backends
 from tests.support.bao import BaoServer, bao_server  # noqa: F401 - the session fixture, used through ``vault``
-
-SECRETS = "/api/namespaces/team-a/pipelines/build/secrets"
-GLOBAL = "/api/secrets/global"
-
-
-def raw_column(model, column: str, pk) -> str | None:
-    """A column as the database stores it, read with SQL: no model field gets a chance to decrypt it."""
-    quote = connection.ops.quote_name
-    # Identifiers come from model metadata and are quoted; the only value is a bound parameter.
-    sql = f"SELECT {quote(column)} FROM {quote(model._meta.db_table)} WHERE id = %s"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk])
-        return cursor.fetchone()[0]
 
 
 @pytest.fixture(autouse=True)

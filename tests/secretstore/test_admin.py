@@ -12,7 +12,8 @@ from kernel import encryption
 from secretstore import backends
 from secretstore import services as secrets
 from secretstore.models import GlobalSecret, PipelineSecret
-from tests.access.test_admin import (
+from tests.conftest import deployed_pipeline
+from tests.support.admin import (
     TEAM_A_FULL,
     TEAM_A_READ,
     WRITES_A_READS_B,
@@ -22,9 +23,8 @@ from tests.access.test_admin import (
     messages_of,
     staff_client,
 )
-from tests.conftest import deployed_pipeline
-from tests.secretstore.conftest import raw_column
 from tests.support.processes import free_port
+from tests.support.secrets import raw_column
 
 PLAIN_A = "plaintext-of-team-a-0123456789"
 PLAIN_B = "plaintext-of-team-b-9876543210"

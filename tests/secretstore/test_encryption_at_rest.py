@@ -10,7 +10,7 @@ from kernel import encryption
 from pipelines.models import Task
 from secretstore.models import GlobalSecret, PipelineSecret
 from tests.conftest import simple_config
-from tests.secretstore.conftest import GLOBAL, SECRETS, raw_column
+from tests.support.secrets import GLOBAL, SECRETS, raw_column
 
 PLAINTEXT = "plain-Text-Secret-4242-zz"
 REGISTRY_PASSWORD = "registry-Pass-9090-qq"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from secretstore.models import GlobalSecret
-from tests.secretstore.conftest import GLOBAL
+from tests.support.secrets import GLOBAL
 
 VALUE = "global-Vvalue-8812"
 

@@ -8,7 +8,7 @@ import pytest
 
 from secretstore.models import PipelineSecret
 from tests.conftest import deployed_pipeline
-from tests.secretstore.conftest import SECRETS
+from tests.support.secrets import SECRETS
 
 VALUE = "s3cr3t-value-Zq9"
 

@@ -12,8 +12,8 @@ from pipelines.models import Namespace
 from secretstore import services
 from secretstore.models import GlobalSecret, PipelineSecret
 from secretstore.services import SecretNotFound, SecretStoreUnavailable
-from tests.secretstore.conftest import GLOBAL, SECRETS, raw_column
-from tests.support.bao import free_port
+from tests.support.processes import free_port
+from tests.support.secrets import GLOBAL, SECRETS, raw_column
 
 pytestmark = pytest.mark.vault
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import pytest
 import requests
 
 from tests.conftest import need
+from tests.support.processes import Process, free_port
 
 STARTUP_TIMEOUT = 30
 
@@ -38,34 +37,24 @@ def bao_binary() -> str | None:
     return shutil.which("bao")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class BaoServer:
     addr: str
     root_token: str
-    process: subprocess.Popen
-    log_path: Path
+    process: Process
 
     def client(self, token: str | None = None) -> hvac.Client:
         return hvac.Client(url=self.addr, token=token or self.root_token, timeout=10)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return self.process.log_tail(lines)
 
 
 def _wait_until_ready(server: BaoServer) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"bao exited with {server.process.returncode}:\n{server.log_tail()}")
+        if server.process.exit_code() is not None:
+            raise RuntimeError(f"bao exited with {server.process.exit_code()}:\n{server.log_tail()}")
         try:
             health = requests.get(f"{server.addr}/v1/sys/health", timeout=1)
             if health.status_code == 200 and health.json().get("initialized") and not health.json().get("sealed"):
@@ -83,32 +72,24 @@ def bao_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoServer]:
     workdir = tmp_path_factory.mktemp("bao")
     port = free_port()
     token = "test-root-" + secrets.token_hex(12)
-    log_path = workdir / "bao.log"
     # HOME in the work dir: nothing the server or its token helper writes lands in the real home directory.
     env = {**os.environ, "HOME": str(workdir), "BAO_ADDR": f"http://127.0.0.1:{port}"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                "server",
-                "-dev",
-                f"-dev-root-token-id={token}",
-                f"-dev-listen-address=127.0.0.1:{port}",
-                "-dev-no-store-token",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env=env,
-        )
-    server = BaoServer(f"http://127.0.0.1:{port}", token, process, log_path)
+    process = Process(
+        [
+            binary,
+            "server",
+            "-dev",
+            f"-dev-root-token-id={token}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            "-dev-no-store-token",
+        ],
+        env,
+        workdir / "bao.log",
+        cwd=workdir,
+    )
+    server = BaoServer(f"http://127.0.0.1:{port}", token, process)
     try:
         _wait_until_ready(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        process.stop(timeout=10)

@@ -15,17 +15,23 @@ not Gofer's scheduler code, so that they check Gofer rather than repeat it.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any
 
+import docker
 from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
 from kernel.rbac import SYSTEM_PRINCIPAL
+from pipelines.models import Namespace
 from runs import logs, queue
 from runs import services as runs
+from runs.models import Run, TaskExecution
+from runs.schedulers import memory
+from tests.conftest import deployed_pipeline
 
 # An image no engine has and none can pull: the memory engine is told so (MISSING_IMAGES) by the fixture.
 MISSING_IMAGE = "gofer-test/does-not-exist:never"
@@ -90,9 +96,6 @@ def sh(task_id: str, image: str, script: str, **extra: Any) -> dict[str, Any]:
 
 def pipeline_with(tasks: list[dict[str, Any]], pipeline_id: str = "dag", namespace_id: str = "team-a", **config: Any):
     """Register and deploy a pipeline of ``tasks`` (creating its namespace if needed); returns the pipeline."""
-    from pipelines.models import Namespace
-    from tests.conftest import deployed_pipeline
-
     if not Namespace.objects.filter(id=namespace_id).exists():
         Namespace.objects.create(id=namespace_id, name=namespace_id)
     return deployed_pipeline(
@@ -102,8 +105,6 @@ def pipeline_with(tasks: list[dict[str, Any]], pipeline_id: str = "dag", namespa
 
 def run_to_completion(engine: InlineQueue, pipeline: Any, variables: dict[str, str] | None = None, timeout=90):
     """Start a run of ``pipeline`` and drive it until it is complete; the run, fresh from the database."""
-    from runs.models import Run
-
     run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, variables or {})
     engine.drain(until=lambda: Run.objects.get(pk=run.pk).state == "complete", timeout=timeout)
     return Run.objects.get(pk=run.pk)
@@ -111,8 +112,6 @@ def run_to_completion(engine: InlineQueue, pipeline: Any, variables: dict[str, s
 
 def tasks_of(run: Any) -> dict[str, Any]:
     """The run's task executions by task id."""
-    from runs.models import TaskExecution
-
     return {te.task_slug: te for te in TaskExecution.objects.filter(run=run)}
 
 
@@ -123,8 +122,6 @@ def log_text(te: Any) -> list[str]:
 
 def running_log_text(run: Any, task_slug: str) -> list[str]:
     """The stored log lines of a task of ``run`` while it runs; empty before it runs (or if it is not running)."""
-    from runs.models import TaskExecution
-
     te = TaskExecution.objects.filter(run=run, task_slug=task_slug).first()
     if te is None or te.state != "running":
         return []
@@ -137,12 +134,8 @@ def running_log_text(run: Any, task_slug: str) -> list[str]:
 def container_state(engine: InlineQueue, handle: str) -> str:
     """``"running"``, ``"exited"`` or ``"missing"``, as the container engine itself reports the container."""
     if engine.kind == "memory":
-        from runs.schedulers import memory
-
         found = memory.inspect(handle)
         return "missing" if found is None else found.state.value
-    import docker
-
     client = docker.from_env()
     try:
         return client.containers.get(handle).status
@@ -160,16 +153,24 @@ def container_times(engine: InlineQueue, handle: str) -> tuple[dt.datetime, dt.d
     """When the container's program started and ended, by the engine's own clock (to the second for Docker, whose
     API reports nanoseconds as text)."""
     if engine.kind == "memory":
-        from runs.schedulers import memory
-
         found = memory.inspect(handle)
         assert found is not None and found.started_at and found.finished_at, found
         return found.started_at, found.finished_at
-    import docker
-
     client = docker.from_env()
     try:
         state = client.api.inspect_container(handle)["State"]
     finally:
         client.close()
     return tuple(dt.datetime.fromisoformat(state[key][:19] + "+00:00") for key in ("StartedAt", "FinishedAt"))
+
+
+def remove_docker_containers_of_this_test() -> None:
+    """Remove the Docker containers of this test's task executions, and only those: other test sessions may share
+    the engine, and their containers carry the same namespaces and labels."""
+    client = docker.from_env()
+    try:
+        for container_id in TaskExecution.objects.exclude(container_id="").values_list("container_id", flat=True):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.containers.get(container_id).remove(force=True)
+    finally:
+        client.close()

@@ -1,12 +1,15 @@
-"""Real server and worker processes for tests: daphne (HTTP + websockets) and a django-q2 cluster.
+"""Child processes for tests: daphne (HTTP + websockets), a django-q2 cluster, and any service binary (OpenBao, a
+registry), all through ``Process``; and ``free_port``.
 
-They run against the test database of the current test (which must use ``transactional_db`` so that what the test
-writes is committed and visible to them) and share ``$GOFER_HOME`` with the test process, so log files are shared as
-they are in a real installation. The broker is the database (ORM broker) unless GOFER_TEST_REDIS_URL is set.
+The server and the workers run against the test database of the current test (which must use ``transactional_db``
+so that what the test writes is committed and visible to them) and share ``$GOFER_HOME`` with the test process, so
+log files are shared as they are in a real installation. The broker is the database (ORM broker) unless
+GOFER_TEST_REDIS_URL is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -23,7 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A loopback TCP port nothing listens on now (closed again when returned: the caller's process takes it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
@@ -50,16 +54,28 @@ def child_env(**overrides: str) -> dict[str, str]:
 
 
 class Process:
-    def __init__(self, argv: list[str], env: dict[str, str], log_name: str) -> None:
-        self.log_path = Path(settings.GOFER_HOME) / f"{log_name}-{time.time_ns()}.log"
+    """A child process in a session of its own (it and everything it forks are signalled as one group), its output
+    (stdout and stderr) to ``log_path``."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None, log_path: Path, cwd: Path | str = REPO) -> None:
+        self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        # A new session: the process and everything it forks can be signalled as one group (a crash kills all).
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
+    def exit_code(self) -> int | None:
+        """The exit status if the process has ended, else None."""
+        return self.proc.poll()
+
     def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
 
     def kill(self) -> None:
         """SIGKILL the whole process group: what a crashed machine or an OOM kill looks like."""
@@ -67,15 +83,21 @@ class Process:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5) -> None:
+        """SIGTERM to the group, SIGKILL if it has not exited after ``timeout`` seconds."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=15)
         self._log.close()
+
+
+def _log_path(name: str) -> Path:
+    return Path(settings.GOFER_HOME) / f"{name}-{time.time_ns()}.log"
 
 
 class Server(Process):
@@ -85,7 +107,7 @@ class Server(Process):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "gofer_site.asgi:application"]
-        super().__init__(argv, child_env(**env), "daphne")
+        super().__init__(argv, child_env(**env), _log_path("daphne"))
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30) -> None:
@@ -110,4 +132,4 @@ class Worker(Process):
 
     def __init__(self, workers: int = 2, **env: str) -> None:
         argv = [sys.executable, "manage.py", "qcluster"]
-        super().__init__(argv, child_env(GOFER_WORKERS=str(workers), **env), "qcluster")
+        super().__init__(argv, child_env(GOFER_WORKERS=str(workers), **env), _log_path("qcluster"))

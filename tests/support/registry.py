@@ -23,8 +23,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -38,18 +36,13 @@ import requests
 
 from tests.conftest import need
 from tests.support.image_builder import build_image
+from tests.support.processes import Process, free_port
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 STARTUP_TIMEOUT = 30
 USER = "gofer-robot"
 # The manifest format Docker 20.10 pushes; the registry answers with it when asked.
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def bcrypt_hash(password: str) -> str:
@@ -84,8 +77,7 @@ class Registry:
     host: str  # "127.0.0.1:<port>", the prefix of every image reference in it
     user: str
     password: str = field(repr=False)
-    process: subprocess.Popen
-    log_path: Path
+    process: Process
 
     @property
     def url(self) -> str:
@@ -97,10 +89,7 @@ class Registry:
         return {"username": self.user, "password": self.password}
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return self.process.log_tail(lines)
 
     def push(self, client, base_image: str, name: str, tag: str, marker: str) -> PushedImage:
         """Push an image ``FROM base_image`` whose ``/marker`` holds ``marker`` as ``<host>/<name>:<tag>``.
@@ -163,8 +152,8 @@ class Registry:
 def _wait_until_ready(registry: Registry) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
-        if registry.process.poll() is not None:
-            raise RuntimeError(f"docker-registry exited with {registry.process.returncode}:\n{registry.log_tail()}")
+        if registry.process.exit_code() is not None:
+            raise RuntimeError(f"docker-registry exited with {registry.process.exit_code()}:\n{registry.log_tail()}")
         try:
             # 401 without credentials and 200 with them: it is up and authentication is on.
             if (
@@ -216,23 +205,14 @@ def registry_fixture() -> Iterator[Registry]:
         port = free_port()
         config = workdir / "config.yml"
         config.write_text(_config(port, workdir / "storage", htpasswd))
-        log_path = workdir / "registry.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [str(REGISTRY_BINARY), "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir
-            )
-        registry = Registry(f"127.0.0.1:{port}", USER, password, process, log_path)
+        process = Process([str(REGISTRY_BINARY), "serve", str(config)], None, workdir / "registry.log", cwd=workdir)
+        registry = Registry(f"127.0.0.1:{port}", USER, password, process)
         try:
             _wait_until_ready(registry)
             yield registry
         finally:
             _remove_pulled_images(registry)
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            process.stop(timeout=10)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -238,6 +238,7 @@ class Pipeline:
         self._parallelism: int | None = None
         self._parallelism_mode: ParallelismMode | None = None
         self._logging: bool | None = None
+        self._run_token_grants: list[dict[str, list[str]]] | None = None
         self._tasks: list[Task] = []
 
     def description(self, text: str) -> Self:
@@ -256,6 +257,16 @@ class Pipeline:
     def logging(self, enabled: bool) -> Self:
         """Store the logs of every task (the default), or of none (``False``)."""
         self._logging = enabled
+        return self
+
+    def run_token_grant(self, resources: Iterable[str], actions: Iterable[str]) -> Self:
+        """Let the run token (``inject_api_token``) do more than read its pipeline's objects and use its own run's:
+        e.g. ``run_token_grant(["runs"], ["write"])`` lets a task start runs of its own pipeline. The server allows
+        configs, deployments, events, objects, runs and task_executions, and only what the registrant may do."""
+        self._run_token_grants = [
+            *(self._run_token_grants or []),
+            {"resources": list(resources), "actions": list(actions)},
+        ]
         return self
 
     def tasks(self, *tasks: Task | Iterable[Task]) -> Self:
@@ -283,6 +294,8 @@ class Pipeline:
             out["parallelism_mode"] = str(self._parallelism_mode)
         if self._logging is not None:
             out["logging"] = self._logging
+        if self._run_token_grants is not None:
+            out["run_token_grants"] = self._run_token_grants
         out["tasks"] = [task.to_dict() for task in self._tasks]
         return out
 

@@ -47,7 +47,17 @@ MAX_MEMORY_MIB = 4 * 1024 * 1024
 REQUIRED_PARENT_STATUSES = ("any", "success", "failure")
 PARALLELISM_MODES = ("queue", "cancel_oldest")
 
-PIPELINE_FIELDS = {"id", "name", "description", "parallelism", "parallelism_mode", "logging", "tasks"}
+# run_token_grants is passed through: the server checks it against the registrant's own permissions.
+PIPELINE_FIELDS = {
+    "id",
+    "name",
+    "description",
+    "parallelism",
+    "parallelism_mode",
+    "logging",
+    "run_token_grants",
+    "tasks",
+}
 TASK_FIELDS = {
     "id",
     "description",

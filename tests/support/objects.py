@@ -1,4 +1,5 @@
-"""Helpers for raw (non-JSON) object requests through the test client."""
+"""Helpers of the object store tests: raw (non-JSON) object requests through the test client, the blobs on disk,
+and runs to hang run objects on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from typing import Any
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+
+from kernel.rbac import SYSTEM_PRINCIPAL
+from runs import services as runs
+from runs.choices import RunState, RunStatus
+from runs.models import Run
+
+PIPELINE = "/api/namespaces/team-a/pipelines/build"
 
 
 def raw_post(caller: Any, path: str, data: bytes, **query: str) -> Any:
@@ -30,3 +38,12 @@ def blob_files() -> list[Path]:
     """Every file under GOFER_OBJECT_DIR (committed blobs and any leftover partial uploads)."""
     root = Path(settings.GOFER_OBJECT_DIR)
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def start_run(pipeline, *, complete: bool = True) -> Run:
+    """A run of ``pipeline``, complete unless asked otherwise (the run engine is not part of these tests)."""
+    run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
+    if complete:
+        Run.objects.filter(pk=run.pk).update(state=RunState.COMPLETE, status=RunStatus.SUCCESSFUL)
+        run.refresh_from_db()
+    return run
