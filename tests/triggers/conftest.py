@@ -9,15 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import sys
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from runs import queue
 from runs.models import Run
+from runs.schedulers import get_scheduler
 from tests.conftest import deployed_pipeline
-from triggers import firing, services
-from triggers.models import Subscription
+from tests.support.processes import Server
+from triggers import firing, services, supervisor
+from triggers.models import Extension, Subscription
 
 SUBSCRIPTIONS = "/api/namespaces/team-a/pipelines/build/subscriptions"
 
@@ -72,3 +76,32 @@ def tick_after(seconds: float) -> dt.datetime | None:
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# --- the third-party tester extension (tests/support/extension_server.py), shared by its tests and the suite ----
+
+EXTENSION_SERVER = str(Path(__file__).resolve().parents[1] / "support" / "extension_server.py")
+
+
+def install_body(**settings: str) -> dict:
+    return {
+        "id": "tester",
+        "image": "example.com/gofer-tester:1",
+        "settings": {"greeting": "hi", **settings},
+        "command": [sys.executable, EXTENSION_SERVER],
+    }
+
+
+@pytest.fixture
+def live(transactional_db, settings):
+    settings.GOFER_SCHEDULER = "memory"
+    settings.GOFER_EXTENSION_SCHEDULER = "local"
+    settings.GOFER_EXTENSION_START_TIMEOUT = 15
+    get_scheduler.cache_clear()
+    server = Server(GOFER_EXTENSION_SCHEDULER="local")
+    settings.GOFER_EXTENSION_GOFER_URL = server.url
+    yield server
+    for extension in Extension.objects.all():
+        if not extension.builtin:
+            supervisor.uninstall(extension)
+    server.stop()

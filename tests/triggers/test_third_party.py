@@ -4,9 +4,7 @@ scheduler, speaking the protocol over HTTP, calling back a real daphne with its 
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,37 +15,13 @@ from runs.schedulers import get_scheduler
 from secretstore import services as secrets
 from tests.conftest import ApiCaller, deployed_pipeline
 from tests.support.processes import Server, Worker
+from tests.triggers.conftest import install_body
 from triggers import supervisor
 from triggers.models import Extension, Subscription
 
 pytestmark = pytest.mark.slow
 
-EXTENSION_SERVER = str(Path(__file__).resolve().parents[1] / "support" / "extension_server.py")
 SUBSCRIPTIONS = "/api/namespaces/team-a/pipelines/build/subscriptions"
-
-
-def install_body(**settings: str) -> dict:
-    return {
-        "id": "tester",
-        "image": "example.com/gofer-tester:1",
-        "settings": {"greeting": "hi", **settings},
-        "command": [sys.executable, EXTENSION_SERVER],
-    }
-
-
-@pytest.fixture
-def live(transactional_db, settings):
-    settings.GOFER_SCHEDULER = "memory"
-    settings.GOFER_EXTENSION_SCHEDULER = "local"
-    settings.GOFER_EXTENSION_START_TIMEOUT = 15
-    get_scheduler.cache_clear()
-    server = Server(GOFER_EXTENSION_SCHEDULER="local")
-    settings.GOFER_EXTENSION_GOFER_URL = server.url
-    yield server
-    for extension in Extension.objects.all():
-        if not extension.builtin:
-            supervisor.uninstall(extension)
-    server.stop()
 
 
 @pytest.fixture

@@ -23,8 +23,7 @@ from access import services as access
 from pipelines import services as pipelines
 from runs.models import Run
 from tests.conftest import deployed_pipeline
-from tests.triggers.conftest import GITHUB_SECRET, SUBSCRIPTIONS, sign
-from tests.triggers.test_third_party import live  # noqa: F401 - the tester kind's daphne
+from tests.triggers.conftest import GITHUB_SECRET, SUBSCRIPTIONS, install_body, sign
 from triggers import firing, services, supervisor, ticker
 from triggers.models import Subscription
 
@@ -124,8 +123,6 @@ def kind(request):
         pipelines.ensure_default_namespace()
         server = request.getfixturevalue("live")
         admin = request.getfixturevalue("admin")
-        from tests.triggers.test_third_party import install_body
-
         assert admin.post("/api/extensions", install_body()).status_code == 201
         chosen.context["server"] = server
     return chosen

@@ -161,8 +161,10 @@ class RunWatcher:
                     await self._refresh_all()
                     continue
                 await self._handle(item)
-            await self._refresh_tasks()
             await self._drain_logs()
+            await self._refresh_tasks()
+            # The run's outcome is the last thing a watcher sees: held back until the tasks' last lines are out.
+            self.on_update(Update("run", self.run))
             return self.run
         finally:
             events.cancel()
@@ -234,7 +236,9 @@ class RunWatcher:
 
     async def _refresh_run(self) -> None:
         run = (await self._get(run_path(self.namespace, self.pipeline, self.run_id))).get("run") or {}
-        if _changed(self.run, run):
+        if is_complete(run):
+            self.run = run  # announced by watch() once the log streams are drained
+        elif _changed(self.run, run):
             self.run = run
             self.on_update(Update("run", run))
         else:
