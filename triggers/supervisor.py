@@ -39,7 +39,15 @@ from kernel.errors import Unavailable, ValidationFailed
 from pipelines.models import Pipeline
 from runs.interpolation import InterpolationError, resolve_settings
 from runs.schedulers import get_scheduler
-from runs.schedulers.base import LABEL_EXTENSION, LABEL_MANAGED, ContainerSpec, RegistryAuth, SchedulerError, State
+from runs.schedulers.base import (
+    LABEL_EXTENSION,
+    LABEL_MANAGED,
+    ContainerSpec,
+    RegistryAuth,
+    Scheduler,
+    SchedulerError,
+    State,
+)
 from triggers import logbook, services
 from triggers.choices import ExtensionState, SubscriptionStatus, SubscriptionStatusReason
 from triggers.models import BUILTIN_IMAGE_PREFIX, Extension, ExtensionLogEntry, Subscription
@@ -155,14 +163,16 @@ def _claim_start(extension_pk: str) -> Extension | None:
         return extension
 
 
-def _spec(extension: Extension) -> ContainerSpec:
+def _spec(extension: Extension, scheduler: Scheduler) -> ContainerSpec:
     port = int(extension.url.rsplit(":", 1)[1])
+    # Where the service listens inside its container: the engine knows whether that is the host's network.
+    bind_host = scheduler.service_bind_host(settings.GOFER_EXTENSION_HOST)
     env = {
         "GOFER_EXTENSION_SYSTEM_ID": extension.id,
         "GOFER_EXTENSION_SYSTEM_KIND": extension.kind,
         "GOFER_EXTENSION_SYSTEM_SECRET": extension.token_secret or "",
         "GOFER_EXTENSION_SYSTEM_GOFER_HOST": settings.GOFER_EXTENSION_GOFER_URL,
-        "GOFER_EXTENSION_SYSTEM_BIND_ADDRESS": f"{settings.GOFER_EXTENSION_HOST}:{port}",
+        "GOFER_EXTENSION_SYSTEM_BIND_ADDRESS": f"{bind_host}:{port}",
         "GOFER_EXTENSION_SYSTEM_PROTOCOL_VERSION": settings.GOFER_SEMVER,
         "GOFER_EXTENSION_SYSTEM_LOG_LEVEL": str(settings.LOGGING["root"]["level"]).lower(),
         "GOFER_EXTENSION_SYSTEM_USE_TLS": "false",
@@ -199,7 +209,7 @@ def start_service(extension: Extension) -> Extension:
         raise StartFailed("the memory scheduler cannot run extension services; set GOFER_EXTENSION_SCHEDULER")
     try:
         scheduler = get_scheduler(extension.scheduler)
-        started = scheduler.start(_spec(extension))
+        started = scheduler.start(_spec(extension, scheduler))
     except SchedulerError as exc:
         raise StartFailed(f"the {extension.scheduler} scheduler could not start {extension.image}: {exc}") from None
     Extension.objects.filter(pk=extension.pk).update(container_id=started.handle, log_cursor=None)

@@ -248,5 +248,11 @@ class Scheduler(ABC):
         carrying that LABEL_INSTALLATION. Returns how many. Optional."""
         return 0
 
+    def service_bind_host(self, host: str) -> str:
+        """The address a service started with ``ContainerSpec.ports`` must listen on inside its container, so that
+        Gofer reaches it on ``host`` and the published port. Engines whose containers share the host's network: the
+        host address itself."""
+        return host
+
     def close(self) -> None:  # noqa: B027 - optional hook; most engines hold nothing to release
         """Release connections."""

@@ -303,6 +303,22 @@ def summarise_pull_error(raw: str) -> str:
     return "the pull failed (the server log has the engine's message)"
 
 
+def _shares_host_network(network_mode: str) -> bool:
+    return network_mode == "host"
+
+
+def published_ports(ports: dict[int, int], network_mode: str, host: str) -> dict[str, Any]:
+    """The create_container/HostConfig arguments that make each container port of ``ports`` reachable on ``host`` at
+    its host port. Nothing for a container on the host's network (its ports are the host's already) or on no network
+    (there is nothing to publish to: Docker refuses port bindings there)."""
+    if not ports or _shares_host_network(network_mode) or network_mode == "none":
+        return {}
+    return {
+        "ports": sorted(ports),
+        "port_bindings": {container: (host, published) for container, published in sorted(ports.items())},
+    }
+
+
 def _hardening_host_config(hardening: Hardening) -> dict[str, Any]:
     """The HostConfig settings that lock a task's container down (docs/security.md, "Task containers")."""
     config: dict[str, Any] = {}
@@ -469,8 +485,12 @@ class DockerScheduler(Scheduler):
             self._ensure_image(client, spec)
             labels = {**spec.labels, LABEL_MANAGED: "true"}
             hardening = spec.hardening
+            network_mode = settings.GOFER_DOCKER_NETWORK_MODE
+            # An extension's service: its port published on GOFER_EXTENSION_HOST, where Gofer calls it.
+            publish = published_ports(spec.ports, network_mode, settings.GOFER_EXTENSION_HOST)
             host_config = client.api.create_host_config(
-                network_mode=settings.GOFER_DOCKER_NETWORK_MODE or None,
+                network_mode=network_mode or None,
+                port_bindings=publish.get("port_bindings"),
                 # Decimal(str(...)): a task's cpu may arrive as a float or a string from JSON; 0.1 must stay exact.
                 nano_cpus=int(Decimal(str(spec.cpu)) * _NS) if spec.cpu else None,
                 mem_limit=int(spec.memory_mib) * 1024 * 1024 if spec.memory_mib else None,
@@ -488,6 +508,7 @@ class DockerScheduler(Scheduler):
                     environment=dict(spec.env),
                     labels=labels,
                     host_config=host_config,
+                    ports=publish.get("ports"),
                     detach=True,
                     tty=False,
                     stdin_open=False,
@@ -793,6 +814,13 @@ class DockerScheduler(Scheduler):
     def kill(self, handle: str) -> None:
         """Send SIGKILL. Does nothing if the container exited or is gone."""
         self._signal(handle, "SIGKILL")
+
+    def service_bind_host(self, host: str) -> str:
+        """On a network of its own (Docker's default bridge) a service must listen on every interface of its
+        container for the published port to reach it; on the host's network, on ``host`` only."""
+        if _shares_host_network(settings.GOFER_DOCKER_NETWORK_MODE):
+            return host
+        return "0.0.0.0"  # noqa: S104 - inside the container's own network namespace; published on host only
 
     def remove(self, handle: str) -> None:
         """Remove the container (even if running) and its anonymous volumes. Missing is fine."""

@@ -1,5 +1,5 @@
 """Extension and subscription commands against a stand-in that answers with the shapes of Gofer v0's OpenAPI
-document. The real server does not serve these routes yet; when it does, the same commands get live tests."""
+document, byte for byte. The same commands run against the live server in test_extensions_live.py."""
 
 from __future__ import annotations
 
