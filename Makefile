@@ -46,11 +46,16 @@ else
 	@$(MAKE) --no-print-directory test-sqlite
 endif
 
+# Parallel test processes (pytest-xdist). Each has its own database, queue, Channels prefix and $GOFER_HOME
+# (tests/settings.py); most tests wait on containers and sockets, so more processes than cores pays. 0: serial.
+PYTEST_WORKERS ?= 3
+PYTEST_PARALLEL = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
+
 test-sqlite: $(BIN)/.dev
-	GOFER_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+	GOFER_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-postgres: $(BIN)/.dev
-	GOFER_TEST_DB=postgres GOFER_TEST_REDIS=1 $(BIN)/pytest $(PYTEST_ARGS)
+	GOFER_TEST_DB=postgres GOFER_TEST_REDIS=1 $(BIN)/pytest $(PYTEST_PARALLEL) --durations=25 $(PYTEST_ARGS)
 
 lint: $(BIN)/.dev
 	$(BIN)/ruff check .
