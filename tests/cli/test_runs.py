@@ -11,45 +11,11 @@ import pytest
 
 from tests.cli.conftest import Gofer, counting_pipeline, wait_until
 from tests.conftest import deployed_pipeline
+from tests.support.contract import RUN_FIELDS
+from tests.support.contract import TASK_EXECUTION_FIELDS as TASK_FIELDS
 
 pytestmark = [pytest.mark.slow]
 
-RUN_FIELDS = {
-    "namespace_id",
-    "pipeline_id",
-    "pipeline_config_version",
-    "run_id",
-    "queued",
-    "started",
-    "ended",
-    "state",
-    "status",
-    "status_reason",
-    "initiator",
-    "variables",
-    "token_id",
-    "store_objects_expired",
-}
-TASK_FIELDS = {
-    "namespace_id",
-    "pipeline_id",
-    "run_id",
-    "task_id",
-    "task",
-    "created",
-    "started",
-    "ended",
-    "exit_code",
-    "logs_expired",
-    "logs_removed",
-    "state",
-    "status",
-    "status_reason",
-    "variables",
-    "scheduler",
-    "container_id",
-    "image_digest",
-}
 LOG_FIELDS = {"task_id", "line", "time", "stream", "text"}
 
 

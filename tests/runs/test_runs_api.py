@@ -16,25 +16,10 @@ from pipelines.models import Namespace, Pipeline
 from runs import services as runs
 from runs.models import Run
 from tests.conftest import deployed_pipeline, make_caller, simple_config
+from tests.support.contract import RUN_FIELDS as RUN_KEYS
 
 BUILD = "/api/namespaces/team-a/pipelines/build"
 RUNS = f"{BUILD}/runs"
-RUN_KEYS = {
-    "namespace_id",
-    "pipeline_id",
-    "pipeline_config_version",
-    "run_id",
-    "queued",
-    "started",
-    "ended",
-    "state",
-    "status",
-    "status_reason",
-    "initiator",
-    "variables",
-    "token_id",
-    "store_objects_expired",
-}
 
 
 def start(caller, variables=None):

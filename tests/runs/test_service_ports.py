@@ -26,7 +26,7 @@ def test_nothing_is_published_on_the_host_network_on_no_network_or_for_a_task_wi
 
 def test_a_service_listens_on_every_interface_of_its_own_network_but_only_on_the_host_address_on_the_hosts(settings):
     settings.GOFER_DOCKER_NETWORK_MODE = ""
-    assert DockerScheduler().service_bind_host("127.0.0.1") == "0.0.0.0"
+    assert DockerScheduler().service_bind_host("127.0.0.1") == "0.0.0.0"  # noqa: S104 - the expected answer, not a bind
     settings.GOFER_DOCKER_NETWORK_MODE = "host"
     assert DockerScheduler().service_bind_host("127.0.0.1") == "127.0.0.1"
     assert LocalScheduler().service_bind_host("127.0.0.1") == "127.0.0.1"

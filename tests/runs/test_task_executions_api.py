@@ -11,29 +11,10 @@ from events.models import Event
 from kernel.rbac import SYSTEM_PRINCIPAL
 from runs import services as runs
 from runs.models import TaskExecution
+from tests.support.contract import TASK_EXECUTION_FIELDS as TE_KEYS
 
 RUN = "/api/namespaces/team-a/pipelines/build/runs/1"
 TASKS = f"{RUN}/tasks"
-TE_KEYS = {
-    "namespace_id",
-    "pipeline_id",
-    "run_id",
-    "task_id",
-    "task",
-    "created",
-    "started",
-    "ended",
-    "exit_code",
-    "logs_expired",
-    "logs_removed",
-    "state",
-    "status",
-    "status_reason",
-    "variables",
-    "scheduler",
-    "container_id",
-    "image_digest",
-}
 
 
 @pytest.fixture

@@ -17,6 +17,50 @@ WEBSOCKET_ONLY = {
 }
 
 
+# The fields of a Run and a TaskExecution in API answers: Gofer v0's, and ours (token_id, store_objects_expired,
+# logs_removed, scheduler, container_id, image_digest are v0's too). Tests of the API and of the CLI's raw JSON use them.
+RUN_FIELDS = frozenset(
+    {
+        "namespace_id",
+        "pipeline_id",
+        "pipeline_config_version",
+        "run_id",
+        "queued",
+        "started",
+        "ended",
+        "state",
+        "status",
+        "status_reason",
+        "initiator",
+        "variables",
+        "token_id",
+        "store_objects_expired",
+    }
+)
+TASK_EXECUTION_FIELDS = frozenset(
+    {
+        "namespace_id",
+        "pipeline_id",
+        "run_id",
+        "task_id",
+        "task",
+        "created",
+        "started",
+        "ended",
+        "exit_code",
+        "logs_expired",
+        "logs_removed",
+        "state",
+        "status",
+        "status_reason",
+        "variables",
+        "scheduler",
+        "container_id",
+        "image_digest",
+    }
+)
+
+
 @functools.cache
 def _operations() -> tuple[dict[str, Any], ...]:
     return tuple(json.loads(FIXTURE.read_text())["operations"])
