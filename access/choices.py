@@ -11,3 +11,6 @@ class TokenKind(models.TextChoices):
     RUN = "run"
     # A third-party extension's own token (triggers): scoped to its subscriptions, deleted when it is uninstalled.
     EXTENSION = "extension"
+    # A sandbox visitor's token (sandbox app): everything in the visitor's own namespace, nothing else; it expires,
+    # and is deleted with the namespace, after GOFER_SANDBOX_TTL.
+    SANDBOX = "sandbox"

@@ -85,7 +85,8 @@ def parser(description: str) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a django-q2 option without a GOFER_* variable (poll, bulk, save_limit, recycle), for experiments: "
+        help="a django-q2 option without a GOFER_* variable (poll, bulk, save_limit, recycle; broker_class=none: "
+        "django-q2's own polling ORM broker), for experiments: "
         "selects bench/q_settings.py instead of gofer_site.settings (repeatable)",
     )
     stack.add_argument("--keep", action="store_true", help="keep GOFER_HOME (process logs, task logs) afterwards")
@@ -105,11 +106,12 @@ def stack_kwargs(args: argparse.Namespace, **env: str) -> dict[str, Any]:
         extra[name] = value
     for item in args.q_option:
         name, sep, value = item.partition("=")
-        if not sep or name not in {"poll", "bulk", "save_limit", "recycle"}:
-            raise SystemExit(f"--q-option wants poll|bulk|save_limit|recycle=VALUE, not {item!r}")
+        if not sep or name not in {"poll", "bulk", "save_limit", "recycle", "broker_class"}:
+            raise SystemExit(f"--q-option wants poll|bulk|save_limit|recycle|broker_class=VALUE, not {item!r}")
         extra[f"BENCH_Q_{name.upper()}"] = value
     if args.q_option:
-        extra["DJANGO_SETTINGS_MODULE"] = "bench.q_settings"
+        # A benchmark's own settings module (bench/counting_settings.py) builds on q_settings: keep it.
+        extra.setdefault("DJANGO_SETTINGS_MODULE", "bench.q_settings")
     return {"db": args.db, "redis": args.redis, "workers": args.workers, "env": extra, "keep": args.keep}
 
 
@@ -168,6 +170,9 @@ class Row:
     higher_is_better: bool = False
     note: str = ""
     overhead: float | None = field(default=None)
+    # Issue 9's goal for this row, as text ("<= 1.10x"), and whether this measurement meets it (see goal()).
+    goal: str = ""
+    met: bool | None = None
 
     def __post_init__(self) -> None:
         if self.overhead is None and self.baseline not in (None, 0) and self.gofer:
@@ -189,13 +194,24 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".rstrip()
 
 
+def goal(row: Row, text: str, met: bool) -> Row:
+    """Mark ``row`` with its goal (issue 9) and whether it is met; the table prints "pass" or "MISS"."""
+    row.goal, row.met = text, met
+    return row
+
+
 def table(rows: Iterable[Row], *, with_bench: bool = False) -> str:
     """A Markdown table of rows (also readable in a terminal)."""
+    rows = list(rows)
+    goals = any(r.goal for r in rows)
     header = (["benchmark"] if with_bench else []) + ["metric", "Gofer", "baseline", "baseline value", "× worse"]
+    header += ["goal"] if goals else []
     lines = [header]
     for r in rows:
         cells = [r.metric, _fmt(r.gofer, r.unit), r.baseline_name or "-", _fmt(r.baseline, r.unit)]
         cells.append("-" if r.overhead is None else f"{r.overhead:.2f}×")
+        if goals:
+            cells.append(f"{r.goal}: {'pass' if r.met else 'MISS'}" if r.goal else "")
         lines.append(([r.bench] if with_bench else []) + cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in lines]

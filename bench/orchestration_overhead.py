@@ -82,10 +82,12 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in walls.items()}
     bench = "orchestration_overhead"
     rows = [
-        common.Row(bench, f"{n} independent tasks: run wall time", "s", med["independent"],
-                   f"{n} × docker run, in parallel (SDK)", med["parallel"]),
-        common.Row(bench, f"chain of {n} tasks: run wall time", "s", med["chain"],
-                   f"{n} × docker run, sequential (SDK)", med["sequential"]),
+        common.goal(common.Row(bench, f"{n} independent tasks: run wall time", "s", med["independent"],
+                               f"{n} × docker run, in parallel (SDK)", med["parallel"]),
+                    "<= 1.00×", med["independent"] <= 1.00 * med["parallel"]),
+        common.goal(common.Row(bench, f"chain of {n} tasks: run wall time", "s", med["chain"],
+                               f"{n} × docker run, sequential (SDK)", med["sequential"]),
+                    "<= 1.10×", med["chain"] <= 1.10 * med["sequential"]),
         common.Row(bench, f"chain of {n} tasks: run wall time", "s", med["chain"],
                    f"{n} × docker run --rm, sequential (CLI)", med["cli"]),
         common.Row(bench, "chain: task exit → next task start, p50", "s", common.percentile(hops["gofer"], 50),

@@ -35,6 +35,9 @@ class EventKind(models.TextChoices):
     SKIPPED = "skipped"  # ours: a subscription's firing started nothing, and it stays healthy (kill switch)
     SUBSCRIPTION_ERROR = "subscription_error"  # ours: a subscription went to error, with the reason
     SUBSCRIPTION_HEALED = "subscription_healed"  # ours: back to active by itself
+    NOTIFIED = "notified"  # ours: a notifier's rule recorded a notice about a run
+    NOTICE_DELIVERED = "notice_delivered"  # ours: a notice reached its destination
+    NOTICE_FAILED = "notice_failed"  # ours: a notice could not be delivered (every attempt failed, or refused)
     CREATED_ROLE = "created_role"
     UPDATED_ROLE = "updated_role"  # ours
     DELETED_ROLE = "deleted_role"

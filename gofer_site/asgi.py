@@ -5,7 +5,13 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gofer_site.settings")
-django_asgi_app = get_asgi_application()
+# This is the server process: its PostgreSQL connections are pooled (gofer_site/settings.py, pooled()). Not left in
+# the environment, so that no process started from here counts as the server.
+os.environ["GOFER_SERVER_PROCESS"] = "1"
+try:
+    django_asgi_app = get_asgi_application()
+finally:
+    del os.environ["GOFER_SERVER_PROCESS"]
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - Django must be set up first
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402

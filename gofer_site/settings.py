@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -162,6 +163,7 @@ INSTALLED_APPS = [
     "django_q",
     # Gofer's own apps. Each owns one concept; see docs/architecture.md.
     "kernel",
+    "telemetry",
     "console",
     "access",
     "events",
@@ -171,6 +173,7 @@ INSTALLED_APPS = [
     "notifiers",
     "secretstore",
     "objectstore",
+    "sandbox",
 ]
 
 MIDDLEWARE = [
@@ -208,8 +211,30 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------------------------
 DATABASE_URL = env("GOFER_DATABASE_URL")
+# PostgreSQL connections of the server process are pooled (Django's psycopg pool): under ASGI each request's
+# synchronous code runs in a new thread, and per-thread persistent connections (conn_max_age) were never reused there
+# (a new session per request, docs/performance.md). gofer_site/asgi.py marks the server process before Django starts.
+# The workers keep per-thread persistent connections: django-q2 forks them after Django starts, and a pool (its
+# connections and its threads) opened before a fork must not be shared by the children. 0 turns the pool off.
+GOFER_DATABASE_POOL_SIZE = envint("GOFER_DATABASE_POOL_SIZE", 20, minimum=0, maximum=1000)
+
+
+def pooled(database: dict) -> dict:
+    """``database`` with Django's psycopg pool when this is the server process, the database PostgreSQL and the
+    pool size above 0; otherwise unchanged. (tests/settings.py applies it to the test database too.)"""
+    if (
+        os.environ.get("GOFER_SERVER_PROCESS") != "1"
+        or "postgresql" not in database.get("ENGINE", "")
+        or not GOFER_DATABASE_POOL_SIZE
+    ):
+        return database
+    options = {**database.get("OPTIONS", {}), "pool": {"min_size": 2, "max_size": GOFER_DATABASE_POOL_SIZE}}
+    # The pool keeps and checks its connections itself; Django refuses persistent connections beside it.
+    return {**database, "OPTIONS": options, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False}
+
+
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    DATABASES = {"default": pooled(dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True))}
 else:
     # SQLite creates the -wal and -shm files with the database file's mode.
     _private_file(GOFER_HOME / "gofer.sqlite3")
@@ -265,7 +290,7 @@ if REDIS_URL:
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
     }
     # Shared by every server process: the per-token stream cap (kernel/api/streams.py) and rate limits hold across
-    # them. Without Redis, Django's per-process memory cache.
+    # them. Without Redis, the database (below).
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -275,9 +300,28 @@ if REDIS_URL:
     }
 else:
     Q_CLUSTER["orm"] = "default"
+    # The ORM broker woken by a local bell when work is queued (runs/broker.py): no fast poll when idle, no poll
+    # delay per hand-off. ``poll`` becomes the fallback read that catches a lost wake-up.
+    Q_CLUSTER["broker_class"] = "runs.broker.WakeableORM"
+    Q_CLUSTER["poll"] = envint("GOFER_QUEUE_POLL_SECONDS", 5, minimum=1, maximum=60)
     # In-process only: websocket consumers also poll the database and log files, so a worker in another process
     # still reaches every client (docs/architecture.md, "Live streams").
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # A table in the database (created by a migration), so that rate limits and stream caps hold across server
+    # processes without Redis; kernel/cache.py makes its counters atomic.
+    # Culling (a third of the rows past MAX_ENTRIES) would reset live counters: room for many callers first.
+    CACHES = {
+        "default": {
+            "BACKEND": "kernel.cache.DatabaseCache",
+            "LOCATION": "gofer_cache",
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        },
+        # django-q2's cluster status, saved twice a second by each cluster: in the database cache that was ten SQL
+        # statements a second with nothing to do (bench/idle.py). Gofer never reads it; only django-q2's own
+        # qinfo/qmonitor commands would, from another process, and they then see no cluster.
+        "queue-status": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "queue-status"},
+    }
+    Q_CLUSTER["cache"] = "queue-status"
 
 # --- Auth, i18n, static -------------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -330,9 +374,109 @@ GOFER_GLOBAL_RUN_TIMEOUT = envint("GOFER_GLOBAL_RUN_TIMEOUT", 24 * 3600, minimum
 # Variable names a run's own variables may not set (shell-style patterns, matched on the upper-cased name): a run
 # must not replace the tasks' PATH or the GOFER_* variables Gofer injects (issue 8). "" protects nothing.
 GOFER_PROTECTED_VARIABLES = envlist("GOFER_PROTECTED_VARIABLES", "PATH,GOFER_*")
-# Anonymous read of the default namespace (Gofer's web UI uses it). Off in sandbox deployments.
-GOFER_ALLOW_ANONYMOUS = envbool("GOFER_ALLOW_ANONYMOUS", True)
+# The public sandbox (docs/sandbox.md): visitors sign up for a namespace of their own (POST /api/sandbox), task
+# containers are locked down whatever the GOFER_TASK_* settings say, and the quotas below default to strict values.
 GOFER_SANDBOX = envbool("GOFER_SANDBOX", False)
+# Anonymous read of the default namespace (Gofer's web UI uses it). Off by default in sandbox mode.
+GOFER_ALLOW_ANONYMOUS = envbool("GOFER_ALLOW_ANONYMOUS", not GOFER_SANDBOX)
+
+
+def envquota(name: str, sandbox_default: int) -> int | None:
+    """A quota's default for new namespaces: "" (the default outside sandbox mode) is unlimited."""
+    raw = env(name, "" if not GOFER_SANDBOX else str(sandbox_default)).strip()
+    if raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a non-negative integer, or empty for no limit: {raw!r}") from exc
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be a non-negative integer, or empty for no limit, not {value}")
+    return value
+
+
+# Quotas a new namespace gets (pipelines/quotas.py, docs/quotas.md); admins change them per namespace in the admin or
+# with PUT /api/namespaces/{namespace_id}/quotas. Unset: unlimited, except in sandbox mode (the second argument).
+GOFER_QUOTA_CONCURRENT_RUNS = envquota("GOFER_QUOTA_CONCURRENT_RUNS", 2)
+GOFER_QUOTA_QUEUED_RUNS = envquota("GOFER_QUOTA_QUEUED_RUNS", 10)
+GOFER_QUOTA_RUNS_PER_HOUR = envquota("GOFER_QUOTA_RUNS_PER_HOUR", 30)
+GOFER_QUOTA_PIPELINES = envquota("GOFER_QUOTA_PIPELINES", 10)
+GOFER_QUOTA_TASKS_PER_PIPELINE = envquota("GOFER_QUOTA_TASKS_PER_PIPELINE", 10)
+GOFER_QUOTA_TASK_TIMEOUT = envquota("GOFER_QUOTA_TASK_TIMEOUT", 600)  # seconds
+GOFER_QUOTA_RUN_DURATION = envquota("GOFER_QUOTA_RUN_DURATION", 1800)  # seconds
+GOFER_QUOTA_OBJECT_BYTES = envquota("GOFER_QUOTA_OBJECT_BYTES", 100 * 1024 * 1024)
+GOFER_QUOTA_SECRETS = envquota("GOFER_QUOTA_SECRETS", 20)
+# A namespace's share of the server's run slots when runs wait for GOFER_GLOBAL_RUN_CONCURRENCY_LIMIT (fair
+# scheduling, runs/engine/admission.py): a namespace of weight 2 gets twice the slots of one of weight 1.
+GOFER_QUOTA_WEIGHT = envint("GOFER_QUOTA_WEIGHT", 1, minimum=1, maximum=1000)
+
+# Sandbox mode: what a visitor's namespace lives for, and the caps forced on every task container (docs/sandbox.md).
+GOFER_SANDBOX_TTL = envint("GOFER_SANDBOX_TTL", 24 * 3600, minimum=60)
+GOFER_SANDBOX_MAX_TASK_TIMEOUT = envint("GOFER_SANDBOX_MAX_TASK_TIMEOUT", 600, minimum=10)
+GOFER_SANDBOX_TASK_USER = env("GOFER_SANDBOX_TASK_USER", "65534:65534")
+if not re.fullmatch(r"[1-9][0-9]*:[1-9][0-9]*", GOFER_SANDBOX_TASK_USER):
+    raise ImproperlyConfigured(
+        f"GOFER_SANDBOX_TASK_USER must be uid:gid with neither 0 (sandbox tasks never run as root), "
+        f"not {GOFER_SANDBOX_TASK_USER!r}"
+    )
+try:
+    GOFER_SANDBOX_TASK_CPU = Decimal(env("GOFER_SANDBOX_TASK_CPU", "1")).quantize(Decimal("0.001"))  # cores
+except InvalidOperation as exc:
+    raise ImproperlyConfigured("GOFER_SANDBOX_TASK_CPU must be a number of CPU cores") from exc
+if GOFER_SANDBOX_TASK_CPU <= 0:
+    raise ImproperlyConfigured("GOFER_SANDBOX_TASK_CPU must be positive")
+GOFER_SANDBOX_TASK_MEMORY_MIB = envint("GOFER_SANDBOX_TASK_MEMORY_MIB", 512, minimum=4)
+GOFER_SANDBOX_TASK_PIDS_LIMIT = envint("GOFER_SANDBOX_TASK_PIDS_LIMIT", 256, minimum=1)
+GOFER_SANDBOX_TMPFS_MIB = envint("GOFER_SANDBOX_TMPFS_MIB", 256, minimum=1)
+
+# --- Rate limits (kernel/api/ratelimits.py, docs/configuration.md) ----------------------------------------------
+# django-ratelimit's form, count/period (120/m, 10/15m; periods s, m, h, d); "" turns a limit off. Counted in the
+# default cache (Redis, or the database), so they hold across server processes. Generous by default, strict in
+# sandbox mode. Over a limit: 429 with Retry-After, in the API's error shape.
+_RATE = re.compile(r"[0-9]+/[0-9]*[smhd]")
+
+
+def _is_set(name: str) -> bool:
+    return name in os.environ or f"{name}_FILE" in os.environ
+
+
+def envrate(name: str, default: str, sandbox_default: str, fallback: str = "") -> str:
+    """A rate from ``name`` (or its older name ``fallback``); unset: the default of the mode; set but empty: off."""
+    if _is_set(name):
+        raw = env(name)
+    elif fallback and _is_set(fallback):
+        raw = env(fallback)
+    else:
+        raw = sandbox_default if GOFER_SANDBOX else default
+    raw = raw.strip()
+    if raw in ("", "0"):
+        return ""
+    if not _RATE.fullmatch(raw):
+        raise ImproperlyConfigured(f"{name} must be count/period (120/m, 10/15m; s, m, h or d), not {raw!r}")
+    return raw
+
+
+# Every API request of one token (all its requests, whatever the route).
+GOFER_RATELIMIT_API = envrate("GOFER_RATELIMIT_API", "1200/m", "120/m")
+# API requests without a token, per client address (behind GOFER_TRUSTED_PROXIES, the forwarded address).
+GOFER_RATELIMIT_ANONYMOUS = envrate("GOFER_RATELIMIT_ANONYMOUS", "300/m", "30/m")
+# The external endpoints (webhooks, GitHub, forwarded events) per source address. GOFER_EXTERNAL_RATE_LIMIT, its
+# older name, is still read.
+GOFER_RATELIMIT_EXTERNAL = envrate("GOFER_RATELIMIT_EXTERNAL", "120/m", "30/m", fallback="GOFER_EXTERNAL_RATE_LIMIT")
+# Failed admin logins per client address: at this many, logins from that address are refused until the period ends.
+GOFER_RATELIMIT_ADMIN_LOGIN = envrate("GOFER_RATELIMIT_ADMIN_LOGIN", "10/15m", "5/15m")
+# Sandbox sign-ups (POST /api/sandbox, sandbox mode only) per client address.
+GOFER_RATELIMIT_SANDBOX = envrate("GOFER_RATELIMIT_SANDBOX", "5/h", "5/h")
+# --- Telemetry (docs/observability.md) ------------------------------------------------------------------------
+# OpenTelemetry reads its own standard variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME...): traces and
+# metrics are exported over OTLP/HTTP when an endpoint is set. This serves metrics at /metrics for Prometheus (a
+# token with read on system); off: no metrics unless OTLP is set.
+GOFER_METRICS_PROMETHEUS = envbool("GOFER_METRICS_PROMETHEUS", True)
+# Each check of /readyz (database, queue, scheduler engine) gets this long before it counts as unreachable.
+GOFER_READYZ_TIMEOUT = envint("GOFER_READYZ_TIMEOUT", 3, minimum=1, maximum=60)
+
+# When the cache cannot be reached: let requests through (true, the default) or refuse them (sandbox mode's default).
+RATELIMIT_FAIL_OPEN = envbool("GOFER_RATELIMIT_FAIL_OPEN", not GOFER_SANDBOX)
 
 # --- The orchestrator (runs/engine/) -------------------------------------------------------------------------------
 # A worker holds a task execution's lease while it drives it and renews it every couple of seconds; when a worker
@@ -341,6 +485,9 @@ GOFER_LEASE_SECONDS = envint("GOFER_LEASE_SECONDS", 30, minimum=2)
 # How long one worker step watches one container before handing it back to the queue (so a few workers can watch
 # many containers).
 GOFER_DRIVE_SLICE_SECONDS = envint("GOFER_DRIVE_SLICE_SECONDS", 10, minimum=1)
+# A worker goes on with its run's next step itself (a started container's first watch round, the child a finished
+# task makes ready) instead of queueing it (runs/engine/driving.py, continue_run). Off: every step is a queue message.
+GOFER_CONTINUE_IN_WORKER = envbool("GOFER_CONTINUE_IN_WORKER", True)
 # Attach (an interactive command in a running task) for the whole server; it also needs the `attach` permission and
 # the namespace's allow_attach (docs/security.md, "Permissions").
 GOFER_ALLOW_ATTACH = envbool("GOFER_ALLOW_ATTACH", True)
@@ -351,6 +498,8 @@ GOFER_SCHEDULER = env("GOFER_SCHEDULER", "docker")
 GOFER_DEV_SCHEDULERS = envbool("GOFER_DEV_SCHEDULERS", False)
 # Docker: the engine comes from DOCKER_HOST (docker.from_env); "" keeps Docker's default network.
 GOFER_DOCKER_NETWORK_MODE = env("GOFER_DOCKER_NETWORK_MODE", "")
+if GOFER_SANDBOX and GOFER_DOCKER_NETWORK_MODE.strip().lower() == "host":
+    raise ImproperlyConfigured("GOFER_DOCKER_NETWORK_MODE=host gives tasks the host's network: refused in sandbox mode")
 GOFER_DOCKER_INIT = envbool("GOFER_DOCKER_INIT", True)
 GOFER_DOCKER_TIMEOUT = envint("GOFER_DOCKER_TIMEOUT", 300, minimum=5)
 # How long a finished task's container is kept (for debugging with docker inspect/logs). 0, the default: removed as
@@ -361,8 +510,10 @@ GOFER_CONTAINER_PRUNE_AFTER = envint("GOFER_CONTAINER_PRUNE_AFTER", 0, minimum=0
 # Image registries tasks may pull from (kernel/outbound.py): those listed here (host, host:port, address or CIDR),
 # and, while GOFER_ALLOW_PUBLIC_REGISTRIES is on, any other registry whose every address is public. Loopback,
 # private and link-local registries are refused unless listed.
-GOFER_ALLOWED_REGISTRIES = envlist("GOFER_ALLOWED_REGISTRIES")
-GOFER_ALLOW_PUBLIC_REGISTRIES = envbool("GOFER_ALLOW_PUBLIC_REGISTRIES", True)
+# In sandbox mode only listed registries are allowed (Docker Hub by default), whatever GOFER_ALLOW_PUBLIC_REGISTRIES
+# says.
+GOFER_ALLOWED_REGISTRIES = envlist("GOFER_ALLOWED_REGISTRIES", "docker.io" if GOFER_SANDBOX else "")
+GOFER_ALLOW_PUBLIC_REGISTRIES = envbool("GOFER_ALLOW_PUBLIC_REGISTRIES", not GOFER_SANDBOX)
 
 
 # Task containers: the defaults that apply when a task sets nothing (docs/security.md, "Task containers").
@@ -433,7 +584,9 @@ GOFER_RUN_OBJECT_EXPIRY = envint("GOFER_RUN_OBJECT_EXPIRY", 2, minimum=1)
 # --- Triggers: extensions and subscriptions (docs/triggers.md, docs/extensions.md) --------------------------------
 # Built-ins installed once per database, with install settings from GOFER_BUILTIN_<ID>_<KEY> (github is skipped until
 # GOFER_BUILTIN_GITHUB_APP_WEBHOOK_SECRET is set). An operator's uninstall sticks.
-GOFER_BUILTIN_EXTENSIONS = envlist("GOFER_BUILTIN_EXTENSIONS", "interval,cron,webhook,github")
+GOFER_BUILTIN_EXTENSIONS = envlist(
+    "GOFER_BUILTIN_EXTENSIONS", "interval,cron,webhook,github,notify-webhook,notify-slack,notify-github,notify-email"
+)
 # The ticker (one per installation, in a worker process) sleeps until the next firing, at most this long, so it
 # notices subscriptions made by other processes: one indexed query per wake-up when idle.
 GOFER_TRIGGER_TICK_SECONDS = envint("GOFER_TRIGGER_TICK_SECONDS", 5, minimum=1, maximum=60)
@@ -446,10 +599,9 @@ GOFER_TRIGGER_HEAL_SECONDS = envint("GOFER_TRIGGER_HEAL_SECONDS", 30, minimum=1)
 GOFER_TRIGGER_MISSED_GRACE_SECONDS = envint("GOFER_TRIGGER_MISSED_GRACE_SECONDS", 60, minimum=1)
 # Firings (and with them the delivery ids that make webhooks idempotent) are kept this long.
 GOFER_TRIGGER_FIRING_RETENTION_SECONDS = envint("GOFER_TRIGGER_FIRING_RETENTION_SECONDS", 30 * 24 * 3600, minimum=3600)
-# The external endpoints (/api/external/...): body limit (GitHub sends at most 25 MB) and a rate limit per source
-# address, in django-ratelimit's form (count/period: 120/m). "" turns the limit off.
+# The external endpoints (/api/external/...): body limit (GitHub sends at most 25 MB); their rate limit per source
+# address is GOFER_RATELIMIT_EXTERNAL (above; GOFER_EXTERNAL_RATE_LIMIT is its older name).
 GOFER_EXTERNAL_MAX_BODY_BYTES = envint("GOFER_EXTERNAL_MAX_BODY_BYTES", 25 * 1024 * 1024, minimum=1024)
-GOFER_EXTERNAL_RATE_LIMIT = env("GOFER_EXTERNAL_RATE_LIMIT", "120/m")
 # A second listener serving only /api/external/ (Gofer's port 8081), started by `make run` when set; "" = the
 # external endpoints are served by the main listener only.
 GOFER_EXTERNAL_BIND = env("GOFER_EXTERNAL_BIND", "")
@@ -464,6 +616,31 @@ GOFER_EXTENSION_START_TIMEOUT = envint("GOFER_EXTENSION_START_TIMEOUT", 30, mini
 GOFER_EXTENSION_REQUEST_TIMEOUT = envint("GOFER_EXTENSION_REQUEST_TIMEOUT", 5, minimum=1)
 GOFER_EXTENSION_RESTART_BACKOFF_MAX = envint("GOFER_EXTENSION_RESTART_BACKOFF_MAX", 300, minimum=1)
 GOFER_EXTENSION_LOG_LINES = envint("GOFER_EXTENSION_LOG_LINES", 5000, minimum=100)
+
+# --- Notifiers (docs/notifiers.md) ---------------------------------------------------------------------------------
+# Links in notices point here (the run's API URL); set it to the address people reach Gofer at.
+GOFER_PUBLIC_URL = env("GOFER_PUBLIC_URL", GOFER_API_BASE_URL).rstrip("/")
+# Delivery: at most this many attempts per notice, waiting base * 2^(attempt-1) seconds (at most max, with jitter;
+# a 429's Retry-After is waited at least) between them; each attempt times out after timeout seconds.
+GOFER_NOTIFIER_MAX_ATTEMPTS = envint("GOFER_NOTIFIER_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
+GOFER_NOTIFIER_RETRY_BASE_SECONDS = envint("GOFER_NOTIFIER_RETRY_BASE_SECONDS", 5, minimum=0)
+GOFER_NOTIFIER_RETRY_MAX_SECONDS = envint("GOFER_NOTIFIER_RETRY_MAX_SECONDS", 600, minimum=1)
+GOFER_NOTIFIER_TIMEOUT_SECONDS = envint("GOFER_NOTIFIER_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+# A subscription goes to error after this many notices in a row whose delivery failed; it heals on a success.
+GOFER_NOTIFIER_ERROR_AFTER = envint("GOFER_NOTIFIER_ERROR_AFTER", 3, minimum=1)
+# A worker delivering a notice holds it this long; a notice held by a worker that died is delivered by another.
+GOFER_NOTIFIER_CLAIM_SECONDS = envint("GOFER_NOTIFIER_CLAIM_SECONDS", 120, minimum=2)
+# The sweep (duration rules, lost evaluations and deliveries) runs this often, in the ticker's worker process.
+GOFER_NOTIFIER_SWEEP_SECONDS = envint("GOFER_NOTIFIER_SWEEP_SECONDS", 5, minimum=1)
+# A fresh worker re-evaluates the runs that finished this long before it started (in case a crash lost them).
+GOFER_NOTIFIER_REEVALUATE_SECONDS = envint("GOFER_NOTIFIER_REEVALUATE_SECONDS", 3600, minimum=60)
+# notify-email: the SMTP server (Django's SMTP backend) and the sender.
+GOFER_EMAIL_HOST = env("GOFER_EMAIL_HOST", "localhost")
+GOFER_EMAIL_PORT = envint("GOFER_EMAIL_PORT", 25, minimum=1, maximum=65535)
+GOFER_EMAIL_USER = env("GOFER_EMAIL_USER")
+GOFER_EMAIL_PASSWORD = env("GOFER_EMAIL_PASSWORD")
+GOFER_EMAIL_USE_TLS = envbool("GOFER_EMAIL_USE_TLS", False)
+GOFER_EMAIL_FROM = env("GOFER_EMAIL_FROM", "gofer@localhost")
 
 # --- Logs -----------------------------------------------------------------------------------------------------------
 GOFER_LOG_DIR = Path(env("GOFER_LOG_DIR", str(GOFER_HOME / "logs")))

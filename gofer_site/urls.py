@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from telemetry.views import MetricsView, healthz, readyz
+
 api_patterns = [
     path("", include("access.api.urls")),
     path("", include("events.api.urls")),
@@ -13,9 +15,15 @@ api_patterns = [
     path("", include("objectstore.api.urls")),
     path("", include("triggers.api.urls")),
     path("", include("triggers.api.external_urls")),
+    path("", include("notifiers.api.urls")),
+    path("", include("sandbox.api.urls")),
 ]
 
 urlpatterns = [
+    # Probes and the scrape, at the root where load balancers and Prometheus look (docs/observability.md).
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),

@@ -97,6 +97,42 @@ class TooMany(GoferError):
     code = "rate_limited"
 
 
+class RateLimited(TooMany):
+    """Over a rate limit (kernel/api/ratelimits.py): 429, with ``Retry-After`` the seconds until the window ends."""
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = max(1, int(retry_after))
+
+
+class QuotaExceeded(Forbidden):
+    """A namespace is at one of its quotas (pipelines/quotas.py) and waiting would not help: 403. ``quota`` names it;
+    ``limit`` and ``used`` are what the answer shows (the API adds them to the error body as ``quota``)."""
+
+    code = "quota_exceeded"
+    # Seconds after which retrying may succeed; None: waiting does not help.
+    retry_after: int | None = None
+
+    def __init__(self, message: str, *, quota: str, limit: int, used: int, field: str | None = None) -> None:
+        super().__init__(message, field=field or quota)
+        self.quota, self.limit, self.used = quota, limit, used
+
+    def details(self) -> dict[str, object]:
+        return {"name": self.quota, "limit": self.limit, "used": self.used}
+
+
+class QuotaExceededForNow(QuotaExceeded, TooMany):
+    """A quota that frees up with time (runs per hour, queued runs): 429 with ``Retry-After``."""
+
+    code = "quota_exceeded"
+
+    def __init__(
+        self, message: str, *, quota: str, limit: int, used: int, retry_after: int, field: str | None = None
+    ) -> None:
+        super().__init__(message, quota=quota, limit=limit, used=used, field=field)
+        self.retry_after = max(1, int(retry_after))
+
+
 class Unavailable(GoferError):
     """Refused for now: the kill switch, a disabled pipeline, a backend that cannot be reached."""
 

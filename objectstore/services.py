@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from access import scope as access_scope
@@ -39,6 +39,7 @@ from kernel.rbac import Principal
 from objectstore.backends import CHUNK_SIZE, BlobNotFound, BlobReader, get_backend
 from objectstore.errors import BodyTooLarge, ObjectNotFound, ObjectTooLarge, RunObjectsExpired
 from objectstore.models import KEY_MAX_LENGTH, ExtensionObject, PipelineObject, RunObject, StoredObject
+from pipelines import quotas
 from pipelines.models import Namespace, Pipeline
 from runs.choices import RunState
 from runs.models import Run
@@ -94,6 +95,8 @@ class _Scope:
     after_put: Callable[[StoredObject], None] = lambda row: None
     # Raises RunObjectsExpired when the scope's objects are gone for good (runs only).
     expired: Callable[[], None] = lambda: None
+    # The namespace whose object_bytes quota the scope counts against (pipeline and run objects); None: no quota.
+    namespace_id: str | None = None
 
     def rows(self) -> QuerySet:
         return self.model.objects.filter(**self.lookup)
@@ -111,6 +114,7 @@ def _pipeline_scope(pipeline: Pipeline) -> _Scope:
         new_row={"namespace_id": pipeline.namespace_id, "pipeline": pipeline},
         lock=lock,
         after_put=lambda row: _evict_beyond_limit(pipeline, row),
+        namespace_id=pipeline.namespace_id,
     )
 
 
@@ -133,6 +137,7 @@ def _run_scope(run: Run) -> _Scope:
         new_row={"namespace_id": run.namespace_id, "pipeline_id": run.pipeline_id, "run": run},
         lock=lock,
         expired=expired,
+        namespace_id=run.namespace_id,
     )
 
 
@@ -227,9 +232,13 @@ def _put(scope: _Scope, key: object, chunks: Iterable[bytes], force: bool, conte
     if not force and scope.rows().filter(key=key).exists():
         raise Conflict(_exists_message(scope, key), field="key")
 
+    if content_length is not None:
+        _check_object_bytes(scope, key, content_length, locked=False)
+
     blob = _store_blob(chunks, content_length)
     try:
         with transaction.atomic():
+            _check_object_bytes(scope, key, blob.size, locked=True)
             scope.lock()
             row = scope.rows().select_for_update().filter(key=key).first()
             if row is not None and not force:
@@ -251,6 +260,28 @@ def _put(scope: _Scope, key: object, chunks: Iterable[bytes], force: bool, conte
         get_backend().delete(blob.name)
         raise
     return row
+
+
+def namespace_object_bytes(namespace_id: str) -> int:
+    """Bytes of the namespace's pipeline and run objects: the use of its ``object_bytes`` quota."""
+    pipeline_bytes = PipelineObject.objects.filter(namespace_id=namespace_id).aggregate(n=Sum("size"))["n"] or 0
+    run_bytes = RunObject.objects.filter(namespace_id=namespace_id).aggregate(n=Sum("size"))["n"] or 0
+    return pipeline_bytes + run_bytes
+
+
+def _check_object_bytes(scope: _Scope, key: str, size: int, *, locked: bool) -> None:
+    """Refuse (403) an object that would take the namespace over its ``object_bytes`` quota (pipelines/quotas.py);
+    an overwrite counts only what it adds. ``locked``: under the namespace lock (taken here, before the scope's own
+    lock, in the order delete_namespace takes them), so two uploads at the limit cannot both pass; without it, an
+    early refusal before a byte of an announced body is read."""
+    if scope.namespace_id is None:
+        return
+    limits = quotas.lock(scope.namespace_id) if locked else quotas.quotas_of(scope.namespace_id)
+    if limits.object_bytes is None:
+        return
+    replaced = scope.rows().filter(key=key).values_list("size", flat=True).first() or 0
+    current = namespace_object_bytes(scope.namespace_id) - replaced
+    quotas.check(limits, "object_bytes", current, adding=size, field="body", what=f"{size} more bytes")
 
 
 def _row(scope: _Scope, key: str) -> StoredObject:

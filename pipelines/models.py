@@ -167,3 +167,51 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pipeline} deployment {self.number}"
+
+
+class NamespaceQuotas(models.Model):
+    """What one namespace may use (pipelines/quotas.py, docs/quotas.md). Empty: no limit. Created with the namespace
+    from the GOFER_QUOTA_* settings; admins change it in the admin or with PUT .../quotas."""
+
+    namespace = models.OneToOneField(Namespace, primary_key=True, on_delete=models.CASCADE, related_name="quotas")
+    concurrent_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs running at once; more wait in the queue. Empty: no limit."
+    )
+    queued_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs waiting to start; more are refused (429). Empty: no limit."
+    )
+    runs_per_hour = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs started in any hour; more are refused (429). Empty: no limit."
+    )
+    pipelines = models.PositiveIntegerField(null=True, blank=True, help_text="Pipelines. Empty: no limit.")
+    tasks_per_pipeline = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tasks in one config version. Empty: no limit."
+    )
+    task_timeout = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Longest task timeout, seconds (tasks without one get this). Empty: no limit."
+    )
+    run_duration = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Longest run, seconds; a longer run is cancelled. Empty: no limit."
+    )
+    object_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Bytes of pipeline and run objects together. Empty: no limit."
+    )
+    secrets = models.PositiveIntegerField(null=True, blank=True, help_text="Pipeline secrets. Empty: no limit.")
+    weight = models.PositiveIntegerField(
+        default=1, help_text="Share of the server's run slots when runs wait for the global limit (fair scheduling)."
+    )
+    # Fair scheduling's virtual time (runs/engine/admission.py, stride scheduling): grows by STRIDE / weight with
+    # each run admitted; the namespace with the lowest value gets the next free slot.
+    admission_pass = models.PositiveBigIntegerField(default=0, editable=False)
+    modified = models.DateTimeField(default=timezone.now)
+
+    # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
+    tenancy = Tenancy(namespace="namespace__id")
+
+    class Meta:
+        verbose_name = "namespace quotas"
+        verbose_name_plural = "namespace quotas"
+        constraints = [models.CheckConstraint(condition=Q(weight__gte=1), name="namespace_quotas_weight_positive")]
+
+    def __str__(self) -> str:
+        return f"quotas of {self.namespace_id}"

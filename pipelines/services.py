@@ -5,6 +5,9 @@ Each function is atomic: it either makes its whole change and records its events
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -15,6 +18,7 @@ from kernel.choices import Resource
 from kernel.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from kernel.identifiers import check_identifier, strict_int
 from kernel.rbac import Principal
+from pipelines import quotas
 from pipelines.choices import ConfigState, DeploymentState, DeploymentStatus, PipelineState
 from pipelines.models import Deployment, Namespace, Pipeline, PipelineConfig, Task
 from pipelines.signals import config_deleting, namespace_deleting, pipeline_deleting
@@ -57,6 +61,7 @@ def create_namespace(namespace_id: object, name: object, description: object) ->
         # would share a log and object directory on a case-insensitive filesystem. Race-free, whoever inserts.
         with transaction.atomic():
             namespace = Namespace.objects.create(id=namespace_id, name=name, description=description)
+            quotas.quotas_of(namespace.id)  # the GOFER_QUOTA_* defaults of the day it was created
     except IntegrityError:
         existing = Namespace.objects.filter(id__iexact=namespace_id).values_list("id", flat=True).first()
         if existing is not None and existing != namespace_id:
@@ -193,6 +198,7 @@ def register_config(
     spec: ConfigSpec = parse_config(raw_config, pipeline_slug)
     if principal is not None:
         _check_grants_held(principal, namespace.id, pipeline_slug, spec.run_token_grants)
+    spec = _within_quotas(namespace, pipeline_slug, spec, raw_config)
     pipeline, created = _lock_or_create_pipeline(namespace, pipeline_slug)
     if created:
         events.publish(
@@ -225,6 +231,29 @@ def register_config(
         pipeline_slug=pipeline.slug,
     )
     return pipeline, config
+
+
+def _within_quotas(namespace: Namespace, pipeline_slug: str, spec: ConfigSpec, raw_config: Any) -> ConfigSpec:
+    """Under the namespace lock (pipelines/quotas.py): refuse a new pipeline beyond ``pipelines``, a config with
+    more tasks than ``tasks_per_pipeline`` or a task timeout above ``task_timeout`` (403); a task that sets no
+    timeout gets the quota's. Returns the spec to store."""
+    limits = quotas.lock(namespace.id)
+    if not Pipeline.objects.filter(namespace=namespace, slug=pipeline_slug).exists():
+        count = Pipeline.objects.filter(namespace=namespace).count()
+        quotas.check(limits, "pipelines", count, field="pipeline_id", what=f"a new pipeline {pipeline_slug}")
+    quotas.check(
+        limits, "tasks_per_pipeline", 0, adding=len(spec.tasks), field="config.tasks", what=f"{len(spec.tasks)} tasks"
+    )
+    if limits.task_timeout is None:
+        return spec
+    raw_tasks = raw_config.get("tasks") or []
+    tasks = []
+    for index, task in enumerate(spec.tasks):
+        if raw_tasks[index].get("timeout") is None:
+            task = dataclasses.replace(task, timeout=min(task.timeout, limits.task_timeout))
+        quotas.check_ceiling(limits, "task_timeout", task.timeout, field=f"config.tasks[{index}].timeout")
+        tasks.append(task)
+    return dataclasses.replace(spec, tasks=tasks)
 
 
 def _check_grants_held(principal: Principal, namespace_id: str, pipeline_slug: str, grants: list[dict]) -> None:

@@ -79,10 +79,11 @@ def _image(value: Any, path: str, errors: Collector) -> str:
 
 
 def registry_policy() -> outbound.Policy:
-    """The registries tasks may pull from (GOFER_ALLOWED_REGISTRIES, GOFER_ALLOW_PUBLIC_REGISTRIES)."""
+    """The registries tasks may pull from (GOFER_ALLOWED_REGISTRIES, GOFER_ALLOW_PUBLIC_REGISTRIES). In sandbox mode
+    only the listed ones, whatever GOFER_ALLOW_PUBLIC_REGISTRIES says (docs/sandbox.md)."""
     return outbound.policy(
         settings.GOFER_ALLOWED_REGISTRIES,
-        allow_public=settings.GOFER_ALLOW_PUBLIC_REGISTRIES,
+        allow_public=settings.GOFER_ALLOW_PUBLIC_REGISTRIES and not settings.GOFER_SANDBOX,
         setting="GOFER_ALLOWED_REGISTRIES",
     )
 

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from kernel.errors import ValidationFailed
 from kernel.identifiers import check_identifier
+from pipelines import sandbox
 from pipelines.choices import ParallelismMode
 from pipelines.taskspec import Collector, TaskSpec
 from pipelines.taskspec import parse_variables as _parse_variables
@@ -201,6 +202,8 @@ def parse_config(raw: Any, pipeline_slug: str, path: str = "config") -> ConfigSp
             task = TaskSpec.parse(raw_task, f"{path}.tasks[{index}]", errors)
             if task is None:
                 continue
+            if sandbox.active():
+                task = sandbox.restrict_task(task, raw_task, f"{path}.tasks[{index}]", errors)
             if task.id and task.id in index_of:
                 errors.add(
                     f"{path}.tasks[{index}].id", f"duplicate task id {task.id!r} (also tasks[{index_of[task.id]}])"

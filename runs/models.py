@@ -53,6 +53,9 @@ class Run(models.Model):
     cancel_requested = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=32, choices=RunStatusReason.choices, blank=True, default="")
     cancel_description = models.TextField(blank=True, default="")
+    # The trace the run's spans belong to and the span that started it (the request's, or a trigger firing's):
+    # {"trace_id", "parent_span_id"} in hex, {} when traces were off (telemetry/tracing.py).
+    trace_context = models.JSONField(default=dict, blank=True, editable=False)
 
     # Where its rows hang, for tenant scoping in SQL (kernel/scope.py).
     tenancy = Tenancy(namespace="namespace__id", pipeline="pipeline__slug")

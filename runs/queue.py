@@ -60,5 +60,11 @@ def task_execution_on_commit(task_execution_pk: int) -> None:
     transaction.on_commit(lambda: _enqueue(DRIVE_TASK_EXECUTION, task_execution_pk))
 
 
+def enqueue_on_commit(func: str, *args: object) -> None:
+    """An app's own worker entry point (a stable dotted path, such as ``notifiers.tasks.deliver_notice``), queued
+    once the current transaction commits; the app's own sweep makes up for a lost message."""
+    transaction.on_commit(lambda: _enqueue(func, *args))
+
+
 def reconcile_now() -> None:
     _enqueue(RECONCILE)

@@ -6,7 +6,9 @@ for a parallelism slot. Admission, task execution and completion happen in worke
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
+import math
 import shlex
 from typing import Any
 
@@ -21,6 +23,7 @@ from kernel.errors import Conflict, Forbidden, Gone, NotFound, Unavailable, Vali
 from kernel.identifiers import strict_int
 from kernel.rbac import Principal
 from kernel.references import ReferenceKind, parse_reference
+from pipelines import quotas
 from pipelines.choices import ConfigState, PipelineState
 from pipelines.models import Namespace, Pipeline, PipelineConfig
 from pipelines.validation import parse_variables
@@ -32,6 +35,7 @@ from runs.models import Run, TaskExecution, TimelineEntry
 from runs.schedulers import get_scheduler
 from runs.schedulers.base import SchedulerError
 from secretstore import services as secrets
+from telemetry import tracing
 
 
 def run_scope(run: Run) -> dict[str, Any]:
@@ -105,6 +109,9 @@ def start_run(
     check_run_variables(principal, pipeline, run_variables, source=source)
     if SystemPreferences.load().ignore_pipeline_run_events:
         raise Unavailable("new runs are refused: an admin has turned on ignore_pipeline_run_events")
+    # The namespace's quotas first, under its row lock (taken before the pipeline's, as delete_namespace does): two
+    # runs started at the limit cannot both pass.
+    _check_run_quotas(pipeline.namespace_id)
     # The row lock serialises run numbering, and makes a concurrent delete of the pipeline or namespace either wait
     # for this run or make it fail with 404; it never leaves a run in a deleted namespace.
     pipeline = Pipeline.objects.select_for_update().filter(pk=pipeline.pk).first()
@@ -129,11 +136,64 @@ def start_run(
         state=RunState.PENDING,
         initiator=who,
         variables=[{**v, "source": source} for v in run_variables],
+        trace_context=tracing.current_context(),
     )
     events.publish(EventKind.QUEUED_RUN, run_details(run), **run_scope(run))
     note(run, "queued", f"queued by {principal.name} ({principal.kind}) on config version {config.version}")
     queue.advance_run_on_commit(run.pk)
     return run
+
+
+QUEUED_RUNS_RETRY_AFTER = 30  # seconds: a queued run typically starts within this when a slot frees
+
+
+def _runs_in_last_hour(namespace_id: str) -> Any:
+    return Run.objects.filter(namespace_id=namespace_id, created__gt=timezone.now() - dt.timedelta(hours=1))
+
+
+def _check_run_quotas(namespace_id: str) -> None:
+    """``queued_runs`` and ``runs_per_hour`` (pipelines/quotas.py): 429 with Retry-After, since both free up with
+    time; for runs per hour, when the oldest run of the last hour leaves it."""
+    limits = quotas.lock(namespace_id)
+    if limits.queued_runs is not None:
+        quotas.check(
+            limits, "queued_runs", _count_queued(namespace_id), what="a new run", retry_after=QUEUED_RUNS_RETRY_AFTER
+        )
+    if limits.runs_per_hour is not None:
+        recent = _runs_in_last_hour(namespace_id)
+        count = recent.count()
+        if count >= limits.runs_per_hour:
+            wait = 3600  # a quota of 0: no run leaving the window makes room
+            if limits.runs_per_hour > 0:
+                # The run whose leaving the window makes room: the (count - limit + 1)-th oldest of the last hour.
+                freeing = recent.order_by("created").values_list("created", flat=True)[count - limits.runs_per_hour]
+                wait = math.ceil((freeing + dt.timedelta(hours=1) - timezone.now()).total_seconds())
+            quotas.check(limits, "runs_per_hour", count, what="a new run", retry_after=max(wait, 1))
+
+
+def _count_queued(namespace_id: str) -> int:
+    return Run.objects.filter(namespace_id=namespace_id, state=RunState.PENDING).count()
+
+
+def _longest_running(namespace_id: str) -> int:
+    started = (
+        Run.objects.filter(namespace_id=namespace_id, state=RunState.RUNNING, started__isnull=False)
+        .order_by("started")
+        .values_list("started", flat=True)
+        .first()
+    )
+    return int((timezone.now() - started).total_seconds()) if started else 0
+
+
+def register_quota_usage() -> None:
+    """The current use of the run quotas, for GET .../quotas (pipelines/quotas.py asks the apps that own what it
+    counts). Called in RunsConfig.ready."""
+    quotas.register_usage(
+        "concurrent_runs", lambda ns: Run.objects.filter(namespace_id=ns, state=RunState.RUNNING).count()
+    )
+    quotas.register_usage("queued_runs", _count_queued)
+    quotas.register_usage("runs_per_hour", lambda ns: _runs_in_last_hour(ns).count())
+    quotas.register_usage("run_duration", _longest_running)
 
 
 def is_protected_variable(key: str) -> bool:
@@ -271,6 +331,8 @@ def delete_logs(te: TaskExecution) -> bool:
 def check_attach_allowed(te: TaskExecution) -> None:
     """Attach's switches, which apply to everyone, admins included: the server's (GOFER_ALLOW_ATTACH) and the
     namespace's (``allow_attach``). The permission itself (``attach``) is the route's rule (runs/consumers.py)."""
+    if settings.GOFER_SANDBOX:
+        raise Forbidden("attach is turned off in sandbox mode (GOFER_SANDBOX)")
     if not settings.GOFER_ALLOW_ATTACH:
         raise Forbidden("attach is turned off on this server (GOFER_ALLOW_ATTACH)")
     if not Namespace.objects.filter(pk=te.namespace_id, allow_attach=True).exists():

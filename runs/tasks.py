@@ -5,11 +5,12 @@ Never rename these functions without a data migration of django_q's Schedule row
 
 from __future__ import annotations
 
-from runs.engine import advancing, driving, reconciling
+from runs.engine import driving, reconciling
 
 
 def advance_run(run_pk: int) -> None:
-    advancing.advance_run(run_pk)
+    # The first task it readies is driven here, not queued (runs/engine/driving.py, continue_run).
+    driving.advance_and_drive(run_pk)
 
 
 def drive_task_execution(task_execution_pk: int) -> None:

@@ -35,6 +35,7 @@ from kernel import encryption
 from kernel.choices import Action, Resource
 from kernel.errors import Conflict, FieldError, Forbidden, NotFound, TooLarge, Unavailable, ValidationFailed
 from kernel.rbac import Principal
+from pipelines import quotas
 from pipelines.models import Namespace, Pipeline
 from secretstore.backends import (
     VAULT,
@@ -241,6 +242,8 @@ def put_pipeline_secret(pipeline: Pipeline, key: object, content: object, force:
     force = validate_force(force)
     path = _pipeline_path(pipeline, key)
     with _all_or_nothing() as undos:
+        # The namespace lock first (pipelines/quotas.py): two new secrets at the limit cannot both pass.
+        limits = quotas.lock(pipeline.namespace_id)
         row = PipelineSecret.objects.select_for_update().filter(pipeline=pipeline, key=key).defer("value").first()
         existed = row is not None
         if row is not None and not force:
@@ -248,6 +251,7 @@ def put_pipeline_secret(pipeline: Pipeline, key: object, content: object, force:
                 f"key: secret {key} already exists in this pipeline; send force=true to overwrite", field="key"
             )
         if row is None:
+            quotas.check(limits, "secrets", count_namespace_secrets(pipeline.namespace_id), field="key", what=key)
             row = PipelineSecret(namespace_id=pipeline.namespace_id, pipeline=pipeline, key=key, value=None)
             try:
                 with transaction.atomic():
@@ -257,6 +261,11 @@ def put_pipeline_secret(pipeline: Pipeline, key: object, content: object, force:
         _write_value(row, path, content, existed=existed, undos=undos)
     logger.info("stored pipeline secret %s", path)
     return row
+
+
+def count_namespace_secrets(namespace_id: str) -> int:
+    """The namespace's pipeline secrets: the use of its ``secrets`` quota."""
+    return PipelineSecret.objects.filter(namespace_id=namespace_id).count()
 
 
 def pipeline_secrets(pipeline: Pipeline) -> QuerySet[PipelineSecret]:

@@ -72,6 +72,9 @@ class ApiCaller:
     def patch(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         return self.client.patch(path, body, format="json", **self._headers(headers))
 
+    def put(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        return self.client.put(path, body, format="json", **self._headers(headers))
+
     def delete(self, path: str, headers: dict[str, str] | None = None) -> Any:
         return self.client.delete(path, **self._headers(headers))
 

@@ -24,6 +24,11 @@ os.environ["GOFER_QUEUE_NAME"] = _queue
 if os.environ.get("GOFER_TEST_REDIS") == "1":
     os.environ.setdefault("GOFER_REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# The API-wide rate limits count every request of the suite from 127.0.0.1: off, except in the tests of them
+# (tests/kernel/test_ratelimits.py), which set them. Children inherit this unless a test passes its own.
+for _limit in ("GOFER_RATELIMIT_API", "GOFER_RATELIMIT_ANONYMOUS", "GOFER_RATELIMIT_ADMIN_LOGIN"):
+    os.environ.setdefault(_limit, "")
+
 from gofer_site.settings import *  # noqa: E402,F403
 from gofer_site.settings import DATABASES, GOFER_HOME  # noqa: E402
 
@@ -42,6 +47,11 @@ else:
 # A server or worker process started by a test (tests/support/processes.py) opens the test database directly.
 if os.environ.get("GOFER_TEST_SUBPROCESS_DB"):
     DATABASES["default"]["NAME"] = os.environ["GOFER_TEST_SUBPROCESS_DB"]
+
+# A server process a test starts pools its PostgreSQL connections as a real one does (gofer_site/asgi.py).
+from gofer_site.settings import pooled  # noqa: E402
+
+DATABASES["default"] = pooled(DATABASES["default"])
 
 if os.environ.get("GOFER_TEST_REDIS") == "1":
     from gofer_site.settings import CHANNEL_LAYERS, Q_CLUSTER  # noqa: E402

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Bottom first. An app may import its own modules and those of apps in lower layers, nothing else.
 LAYERS: list[str] = [
     "kernel",  # errors, identifiers, times, encryption, RBAC and tenant scoping in SQL, the gate, the v0 protocol
+    "telemetry",  # traces, metrics, the health probes
     "console",  # the operators' console machinery (admin mixins)
     "events",  # the event log
     "pipelines",  # namespaces (the tenants), pipelines, configs, the task spec, deployments
@@ -26,6 +27,7 @@ LAYERS: list[str] = [
     "objectstore",  # pipeline, run and extension objects
     "triggers",  # extensions and subscriptions that start runs
     "notifiers",  # extensions that tell people
+    "sandbox",  # the public sandbox's visitors: a namespace and a token each
     "gofer_site",  # wiring only: settings, URLs, ASGI
 ]
 RANK = {app: index for index, app in enumerate(LAYERS)}

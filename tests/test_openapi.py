@@ -161,7 +161,7 @@ def test_the_contract_fixture_holds_every_operation_of_gofer_v0_extensions_and_s
 
 
 API_DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
-DOC_ROW = re.compile(r"^\| (GET|POST|PATCH|DELETE) \| `([^`]+)` \| [^|]+ \|([^|]*)\|$")
+DOC_ROW = re.compile(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)` \| [^|]+ \|([^|]*)\|$")
 
 
 def test_docs_api_md_lists_every_route_with_its_flags():

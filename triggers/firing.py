@@ -28,12 +28,13 @@ from django.utils import timezone
 
 from events import services as events
 from events.choices import EventKind
-from kernel.errors import Conflict, NotFound, Unavailable
+from kernel.errors import Conflict, NotFound, QuotaExceeded, Unavailable
 from kernel.times import epoch_ms
 from runs import services as runs
 from runs.choices import VariableSource
 from runs.interpolation import InterpolationError, resolve_settings
 from runs.models import Run
+from telemetry import metrics, tracing
 from triggers import logbook, services
 from triggers.choices import (
     ExtensionStatus,
@@ -140,6 +141,7 @@ def fire(
         logbook.write(
             extension.id, f"skipped {_when(scheduled_for)}: new runs are refused by an admin", subscription=subscription
         )
+        metrics.trigger_fired(extension.id, FiringOutcome.SKIPPED)
         return Fired(firing)
 
     try:
@@ -149,7 +151,11 @@ def fire(
         return _failed(subscription, key, cause, scheduled_for, problem, now)
 
     try:
-        with transaction.atomic():
+        # The run's trace hangs off this span (telemetry/tracing.py): a trigger's runs are traced from the firing.
+        with (
+            tracing.span("trigger.firing", {"gofer.extension": extension.id, "gofer.cause": cause}),
+            transaction.atomic(),
+        ):
             run = runs.start_run(
                 services.extension_principal(extension),
                 subscription.pipeline,
@@ -166,7 +172,9 @@ def fire(
         # Claimed by a concurrent transaction that committed first (the row lock is a no-op on SQLite, where
         # BEGIN IMMEDIATE already serialises writers): that one started the run.
         return Fired(None)
-    except Unavailable as exc:
+    except (Unavailable, QuotaExceeded) as exc:
+        # A namespace at a quota (pipelines/quotas.py) refuses the run as it refuses one from the API: recorded,
+        # with the quota's message, and the subscription heals once the namespace is below it again.
         return _failed(subscription, key, cause, scheduled_for, (SubscriptionStatusReason.FAILED, exc.message), now)
     except (Conflict, NotFound) as exc:
         return _failed(subscription, key, cause, scheduled_for, (SubscriptionStatusReason.NOT_FOUND, exc.message), now)
@@ -175,6 +183,7 @@ def fire(
     subscription.last_run_number = run.number
     subscription.save(update_fields=["last_fired_at", "last_run_number", "next_fire_at", "due_at"])
     _publish(EventKind.FIRED, subscription, firing, run_id=run.number)
+    metrics.trigger_fired(extension.id, FiringOutcome.STARTED)
     late = (now - scheduled_for).total_seconds()
     lateness = f" ({late:.1f} s after its time)" if cause == FiringCause.SCHEDULE and late >= 1 else ""
     logbook.write(
@@ -206,6 +215,7 @@ def _failed(
 ) -> Fired:
     firing = _record(subscription, _refused_key(key), cause, scheduled_for, FiringOutcome.FAILED, problem[1])
     services.mark_error(subscription, problem, now)
+    metrics.trigger_fired(subscription.extension_id, FiringOutcome.FAILED)
     return Fired(firing)
 
 

@@ -338,10 +338,11 @@ def set_extension_enabled(extension: Extension, enable: object) -> bool:
 
 def builtin_defaults(builtin_id: str) -> dict[str, str]:
     """Install settings of a built-in from the environment: ``GOFER_BUILTIN_<ID>_<KEY>``, or the contents of the
-    file ``GOFER_BUILTIN_<ID>_<KEY>_FILE`` names (Docker secrets), as every Gofer setting."""
+    file ``GOFER_BUILTIN_<ID>_<KEY>_FILE`` names (Docker secrets), as every Gofer setting. A ``-`` of the id is
+    ``_`` in the name (``GOFER_BUILTIN_NOTIFY_SLACK_WEBHOOK_URL``)."""
     values = {}
     for param in BUILTINS[builtin_id].config_params:
-        name = f"GOFER_BUILTIN_{builtin_id.upper()}_{param.key.upper()}"
+        name = f"GOFER_BUILTIN_{builtin_id.upper().replace('-', '_')}_{param.key.upper()}"
         raw = os.environ.get(name, "")
         if os.environ.get(f"{name}_FILE"):
             raw = Path(os.environ[f"{name}_FILE"]).read_text().strip()
@@ -426,15 +427,18 @@ def validate_subscription_settings(extension: Extension, raw: object, pipeline: 
     values = check_settings(raw, subscription_params(extension))
     if builtin is not None:
         values = builtin.validate_subscription(values, extension.settings or {})
+        values = builtin.validate_for_pipeline(values, extension.settings or {}, pipeline)
     check_references(values, pipeline)
     return values
 
 
 def lookup_key_of(extension: Extension, values: dict[str, str]) -> str:
-    """What deliveries find the subscription by (GitHub: the repository, lower-cased); "" for others."""
+    """What deliveries find the subscription by (GitHub: the repository, lower-cased; a built-in's own
+    ``lookup_key``: the notifiers' rule); "" for others."""
     if extension.builtin == "github":
         return values.get("repository", "").lower()
-    return ""
+    builtin = builtin_of(extension)
+    return builtin.lookup_key(values) if builtin is not None else ""
 
 
 def _reschedule(subscription: Subscription, extension: Extension, now: dt.datetime) -> None:

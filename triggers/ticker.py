@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,6 +46,17 @@ _start_lock = threading.Lock()
 _wake = threading.Event()
 _stop = threading.Event()
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+# Periodic work of the apps above this one (the notifiers' sweep: duration rules, lost deliveries), run by the
+# ticker's holder at every round; each returns how soon it wants the next round (seconds), or None.
+_periodic: list[Callable[[dt.datetime], float | None]] = []
+
+
+def register_periodic(func: Callable[[dt.datetime], float | None]) -> None:
+    """Run ``func(now)`` at every round of the ticker (one process of the installation at a time, see above)."""
+    if func not in _periodic:
+        _periodic.append(func)
 
 
 def wake() -> None:
@@ -149,6 +161,14 @@ def _step(leased: bool) -> float:
         supervisor.supervise_all()
         _state["supervised"] = now
     longest = min(longest, float(settings.GOFER_EXTENSION_HEALTH_SECONDS))
+    for func in _periodic:
+        try:
+            wanted = func(now)
+        except Exception:
+            logger.exception("periodic work %s failed; retrying at the next round", getattr(func, "__qualname__", func))
+            wanted = None
+        if wanted is not None:
+            longest = min(longest, max(wanted, 0.0))
     housekeeping = _state["housekeeping"]
     if housekeeping is None or (now - housekeeping).total_seconds() >= HOUSEKEEPING_SECONDS:
         firing.prune_firings(now)

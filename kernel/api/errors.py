@@ -26,6 +26,8 @@ from kernel.errors import (
     Gone,
     LengthRequired,
     NotFound,
+    QuotaExceeded,
+    QuotaExceededForNow,
     TooLarge,
     TooMany,
     Unauthenticated,
@@ -48,6 +50,9 @@ STATUS_OF: dict[type[GoferError], int] = {
     LengthRequired: 411,
     TooLarge: 413,
     TooMany: 429,
+    # Before Forbidden in its MRO: a quota that frees up with time is a 429, the others 403 (QuotaExceeded).
+    QuotaExceededForNow: 429,
+    QuotaExceeded: 403,
     Unavailable: 503,
     GoferError: 400,
 }
@@ -98,7 +103,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF's EXCEPTION_HANDLER: every error leaves in the Gofer shape."""
     request = context.get("request")
     if isinstance(exc, GoferError):
-        return Response(error_body(request, exc.code, exc.message, exc.errors), status=status_of(exc))
+        body = error_body(request, exc.code, exc.message, exc.errors)
+        if isinstance(exc, QuotaExceeded):
+            body["quota"] = exc.details()
+        response = Response(body, status=status_of(exc))
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            response["Retry-After"] = str(int(retry_after))
+        return response
     if isinstance(exc, drf_exceptions.ValidationError):
         errors = _flatten_drf_detail(exc.detail)
         failed = ValidationFailed.from_errors(errors)

@@ -16,12 +16,13 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from rest_framework import status as http
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import AuthenticationFailed, ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel import gate
+from kernel.api import ratelimits
 from kernel.errors import Unauthenticated, ValidationFailed
 from kernel.rbac import Principal
 
@@ -71,6 +72,9 @@ class GoferAPIView(APIView):
     # The largest request body the route takes: (the setting that holds it, the variable that sets it). The server
     # refuses a larger announced body before reading it (kernel/api/daphne_streaming.py).
     body_limit: ClassVar[tuple[str, str]] = ("DATA_UPLOAD_MAX_MEMORY_SIZE", "GOFER_MAX_REQUEST_BYTES")
+    # Counted against GOFER_RATELIMIT_API (per token) or GOFER_RATELIMIT_ANONYMOUS (per address) before the handler
+    # runs (kernel/api/ratelimits.py). Off only for routes with a limit of their own in its place (external ones).
+    caller_rate_limit: ClassVar[bool] = True
 
     principal: Principal
     # The namespace and pipeline models' instances (the kernel does not import the apps that define them).
@@ -89,12 +93,20 @@ class GoferAPIView(APIView):
     # --- the gate ---------------------------------------------------------------------------------------------------
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
+        try:
+            super().initial(request, *args, **kwargs)
+        except (Unauthenticated, AuthenticationFailed):
+            # A refused token counts against its address like an anonymous request, so guessing tokens is limited.
+            if self.caller_rate_limit:
+                ratelimits.limit_caller(request, None)
+            raise
         method = "GET" if request.method == "HEAD" else request.method
         current = self.rules.get(method)
         if current is None:
             self.http_method_not_allowed(request)
         self.principal = self._principal(request, current)
+        if self.caller_rate_limit:
+            ratelimits.limit_caller(request, self.principal)
         for name, value in kwargs.items():
             if NUL in str(value):
                 raise ValidationFailed(f"{name}: must not contain NUL characters", field=name)

@@ -11,7 +11,9 @@ from rest_framework import serializers
 from events.models import Event
 from events.services import as_api as event_as_api
 from kernel.api.serializers import EpochMsField, envelope
-from pipelines.models import Deployment, PipelineConfig, Task
+from kernel.times import epoch_ms
+from pipelines import quotas
+from pipelines.models import Deployment, NamespaceQuotas, PipelineConfig, Task
 from pipelines.taskspec import TaskSpec
 
 
@@ -140,6 +142,46 @@ class RegisterPipelineConfigRequest(serializers.Serializer):
     config = serializers.JSONField(help_text="A pipeline config as Gofer's SDKs print it (id, name, tasks, ...).")
 
 
+class QuotaUseSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(allow_null=True, help_text="null: no limit.")
+    used = serializers.IntegerField(help_text="The current use (for ceilings, the largest value in use).")
+    unit = serializers.CharField()
+
+
+def _quota_fields() -> dict[str, serializers.Field]:
+    fields: dict[str, serializers.Field] = {
+        "namespace_id": serializers.CharField(),
+        "weight": serializers.IntegerField(help_text="Share of the server's run slots (fair scheduling)."),
+        "modified": EpochMsField(),
+    }
+    fields.update({q.name: QuotaUseSerializer(help_text=q.description) for q in quotas.QUOTAS})
+    return fields
+
+
+NamespaceQuotasSerializer = type("NamespaceQuotas", (serializers.Serializer,), _quota_fields())
+
+
+def quotas_as_api(row: NamespaceQuotas) -> dict[str, Any]:
+    """GET .../quotas: each quota's limit and current use, and the namespace's weight."""
+    use = quotas.usage(row.namespace_id)
+    out: dict[str, Any] = {"namespace_id": row.namespace_id, "weight": row.weight, "modified": epoch_ms(row.modified)}
+    for quota in quotas.QUOTAS:
+        out[quota.name] = {"limit": getattr(row, quota.name), "used": use[quota.name], "unit": quota.unit}
+    return out
+
+
+UpdateNamespaceQuotasRequest = type(
+    "UpdateNamespaceQuotasRequest",
+    (serializers.Serializer,),
+    {
+        "weight": serializers.IntegerField(required=False, min_value=1, max_value=quotas.MAX_WEIGHT),
+        **{
+            q.name: serializers.IntegerField(required=False, allow_null=True, min_value=0, help_text=q.description)
+            for q in quotas.QUOTAS
+        },
+    },
+)
+
 ListNamespacesResponse = envelope("ListNamespacesResponse", namespaces=NamespaceSerializer(many=True))
 NamespaceResponse = envelope("NamespaceResponse", namespace=NamespaceSerializer())
 ListPipelinesResponse = envelope("ListPipelinesResponse", pipelines=PipelineMetadataSerializer(many=True))
@@ -150,3 +192,4 @@ PipelineWithConfig = envelope("Pipeline", metadata=PipelineMetadataSerializer(),
 RegisterPipelineConfigResponse = envelope("RegisterPipelineConfigResponse", pipeline=PipelineWithConfig())
 ListDeploymentsResponse = envelope("ListDeploymentsResponse", deployments=DeploymentSerializer(many=True))
 DeploymentResponse = envelope("DeploymentResponse", deployment=DeploymentSerializer())
+NamespaceQuotasResponse = envelope("NamespaceQuotasResponse", quotas=NamespaceQuotasSerializer())

@@ -8,6 +8,7 @@ P = f"{NS}/pipelines/<str:pipeline_id>"
 urlpatterns = [
     path("namespaces", views.NamespaceListView.as_view(), name="namespaces"),
     path(NS, views.NamespaceDetailView.as_view(), name="namespace"),
+    path(f"{NS}/quotas", views.NamespaceQuotasView.as_view(), name="namespace-quotas"),
     path(f"{NS}/pipelines", views.PipelineListView.as_view(), name="pipelines"),
     path(P, views.PipelineDetailView.as_view(), name="pipeline"),
     path(f"{P}/configs", views.ConfigListView.as_view(), name="configs"),

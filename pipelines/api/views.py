@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +21,7 @@ from kernel.api.views import (
     unchanged,
 )
 from kernel.choices import Action, Resource
-from pipelines import services
+from pipelines import quotas, services
 from pipelines.api import serializers as s
 from pipelines.models import Deployment, Namespace, PipelineConfig
 
@@ -81,6 +83,30 @@ class NamespaceDetailView(GoferAPIView):
     def delete(self, request: Request, namespace_id: str) -> Response:
         services.delete_namespace(self.namespace)
         return no_content()
+
+
+class NamespaceQuotasView(GoferAPIView):
+    """Our addition, in the v0 style: a namespace's quotas with their current use (pipelines/quotas.py)."""
+
+    rules = {"GET": rule(Action.READ), "PUT": rule(Action.WRITE, admin=True)}
+    http_method_names: ClassVar[list[str]] = ["get", "put", "head"]
+
+    @extend_schema(operation_id="get_namespace_quotas", responses=s.NamespaceQuotasResponse, tags=["Namespaces"])
+    def get(self, request: Request, namespace_id: str) -> Response:
+        return ok({"quotas": s.quotas_as_api(quotas.quotas_of(self.namespace.id))})
+
+    @extend_schema(
+        operation_id="update_namespace_quotas",
+        request=s.UpdateNamespaceQuotasRequest,
+        responses={200: s.NamespaceQuotasResponse},
+        tags=["Namespaces"],
+    )
+    def put(self, request: Request, namespace_id: str) -> Response:
+        row, changed = quotas.update_quotas(self.namespace, self.body())
+        payload = {"quotas": s.quotas_as_api(row)}
+        if not changed:
+            return unchanged("nothing changed: the namespace already has these quotas", payload)
+        return ok(payload)
 
 
 class PipelineListView(GoferAPIView):

@@ -1,26 +1,43 @@
 """Admission: which pending runs may start now, and what starting one creates.
 
 Limits are counted from the database (every run in state ``running``), under a lock on the system row, so two
-workers admitting at once cannot both take the last slot. Runs are admitted oldest first; a pipeline whose oldest
-pending run cannot start blocks its younger runs (FIFO per pipeline) but not other pipelines'. Admitting a run
-creates one task execution per task (state ``waiting``) with a snapshot of the task spec and its merged variables,
-and mints the run token when a task asks for one.
+workers admitting at once cannot both take the last slot. Within a namespace runs are admitted oldest first; a
+pipeline whose oldest pending run cannot start blocks its younger runs (FIFO per pipeline) but not other pipelines';
+a namespace at its ``concurrent_runs`` quota (pipelines/quotas.py) keeps its runs waiting.
+
+Between namespaces the free slots of the global limit are shared by weight (stride scheduling): each namespace
+has a virtual time (``NamespaceQuotas.admission_pass``) that grows by ``STRIDE / weight`` with every run of it
+admitted, and each free slot goes to the namespace with pending runs whose virtual time is lowest (ties: fewer
+running runs per weight, then the one whose next run has waited longest). A namespace that was idle does not bank
+credit: it joins at the virtual time of those being served. One tenant's thousand queued runs therefore cannot
+starve another's one, whatever the global limit (even 1): the other's run starts within the next free slots, and
+over time a namespace of weight 3 starts three runs for every one of a namespace of weight 1. Each pass looks at
+the oldest ``NAMESPACE_WINDOW`` pending runs of every namespace (one query, a window function), so a namespace's
+runs are seen however many another has queued.
+
+Admitting a run creates one task execution per task (state ``waiting``) with a snapshot of the task spec and its
+merged variables, the task timeout capped by the namespace's ``task_timeout`` quota and, in sandbox mode, the
+sandbox's caps (pipelines/sandbox.py), and mints the run token when a task asks for one.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, deque
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from access import services as access
 from access.models import SystemPreferences
 from events import services as events
 from events.choices import EventKind
+from pipelines import quotas, sandbox
 from pipelines.choices import ParallelismMode
+from pipelines.models import NamespaceQuotas
 from runs import queue
 from runs.choices import RunState, RunStatusReason, TaskExecutionState
 from runs.engine.outcomes import finish_run, te_details
@@ -32,52 +49,157 @@ from runs.variables import final_variables
 
 logger = logging.getLogger(__name__)
 
-# How many pending runs one admission pass looks at.
-ADMISSION_WINDOW = 1000
+# Virtual time a namespace of weight 1 spends per admitted run (weight w: STRIDE // w; weights go up to 1000).
+STRIDE = 1_000_000
+# How many pending runs of one namespace one admission pass looks at, and of all namespaces together.
+NAMESPACE_WINDOW = 200
+ADMISSION_WINDOW = 2000
 
 
 def admit_pending_runs() -> list[int]:
-    """Admit pending runs, oldest first, while the global and per-pipeline limits allow. Returns admitted run pks."""
+    """Admit pending runs while the global, per-namespace and per-pipeline limits allow, sharing the global limit's
+    free slots fairly between namespaces (module docstring). Returns admitted run pks."""
     if not Run.objects.filter(state=RunState.PENDING).exists():
         return []
     admitted: list[int] = []
     with transaction.atomic():
         SystemPreferences.load()
         SystemPreferences.objects.select_for_update().get(pk=1)
-        pending = list(
-            Run.objects.select_for_update(of=("self",))
-            .filter(state=RunState.PENDING)
-            .select_related("pipeline", "config")
-            .order_by("created", "id")[:ADMISSION_WINDOW]
-        )
         running = Run.objects.filter(state=RunState.RUNNING)
         running_total = running.count()
         running_by_pipeline = Counter(running.values_list("pipeline_id", flat=True))
+        running_by_namespace = Counter(running.values_list("namespace_id", flat=True))
         global_limit = settings.GOFER_GLOBAL_RUN_CONCURRENCY_LIMIT
+        if running_total >= global_limit:
+            # Nothing can start: say so on the oldest waiting run (one indexed query; a saturated server runs this
+            # pass at every step of every run), and leave the queues alone. Cancelled pending runs are finished by
+            # advance_run itself.
+            oldest = Run.objects.filter(state=RunState.PENDING).order_by("created", "id").first()
+            if oldest is not None:
+                _note_waiting(oldest, f"waiting: the server runs its limit of {global_limit} runs")
+            return []
+        queues = _pending_by_namespace(NAMESPACE_WINDOW)
+        limits = _quotas_of(list(queues))
+        virtual = _virtual_times(limits, running_by_namespace)
         blocked: set[int] = set()
-        for run in pending:
-            if run.cancel_requested is not None:
-                finish_run(run, [])
-                continue
-            if run.pipeline_id in blocked:
-                continue
-            limit = (run.config.parallelism if run.config else 0) or settings.GOFER_PIPELINE_RUN_CONCURRENCY_LIMIT
-            if running_by_pipeline[run.pipeline_id] >= limit:
-                blocked.add(run.pipeline_id)
-                if run.config and run.config.parallelism_mode == ParallelismMode.CANCEL_OLDEST:
-                    _supersede_oldest(run, running_by_pipeline[run.pipeline_id] - limit + 1)
-                _note_waiting(run, f"waiting: {running_by_pipeline[run.pipeline_id]} of {limit} runs of this pipeline")
-                continue
-            if running_total >= global_limit:
-                _note_waiting(run, f"waiting: the server runs its limit of {global_limit} runs")
-                break
-            _admit(run)
-            running_total += 1
-            running_by_pipeline[run.pipeline_id] += 1
-            admitted.append(run.pk)
+        active = set(queues)
+        while active:
+            namespace_id = min(
+                active,
+                key=lambda ns: (
+                    virtual[ns],
+                    running_by_namespace[ns] / limits[ns].weight,
+                    queues[ns][0].created,
+                    queues[ns][0].id,
+                ),
+            )
+            queue = queues[namespace_id]
+            concurrent = limits[namespace_id].concurrent_runs
+            while queue:
+                run = queue[0]
+                if run.cancel_requested is not None:
+                    finish_run(run, [])
+                    queue.popleft()
+                    continue
+                if run.pipeline_id in blocked:
+                    queue.popleft()
+                    continue
+                if concurrent is not None and running_by_namespace[namespace_id] >= concurrent:
+                    _note_waiting(
+                        run, f"waiting: namespace {namespace_id} runs its quota of {concurrent} concurrent runs"
+                    )
+                    queue.clear()
+                    break
+                limit = (run.config.parallelism if run.config else 0) or settings.GOFER_PIPELINE_RUN_CONCURRENCY_LIMIT
+                if running_by_pipeline[run.pipeline_id] >= limit:
+                    blocked.add(run.pipeline_id)
+                    if run.config and run.config.parallelism_mode == ParallelismMode.CANCEL_OLDEST:
+                        _supersede_oldest(run, running_by_pipeline[run.pipeline_id] - limit + 1)
+                    _note_waiting(
+                        run, f"waiting: {running_by_pipeline[run.pipeline_id]} of {limit} runs of this pipeline"
+                    )
+                    queue.popleft()
+                    continue
+                if running_total >= global_limit:
+                    _note_waiting(run, f"waiting: the server runs its limit of {global_limit} runs")
+                    queue.clear()
+                    break
+                _admit(run, limits[namespace_id])
+                queue.popleft()
+                running_total += 1
+                running_by_pipeline[run.pipeline_id] += 1
+                running_by_namespace[namespace_id] += 1
+                virtual[namespace_id] += STRIDE // limits[namespace_id].weight
+                admitted.append(run.pk)
+                break  # the next slot goes to whichever namespace is furthest below its share now
+            if not queue:
+                active.discard(namespace_id)
+        _save_virtual_times(limits, virtual)
     for pk in admitted:
         _after_admission(pk)
     return admitted
+
+
+def _pending_by_namespace(per_namespace: int) -> dict[str, deque[Run]]:
+    """The oldest ``per_namespace`` pending runs of every namespace (at most ADMISSION_WINDOW in all, each
+    namespace's oldest first), locked, in queue order per namespace."""
+    ranked = (
+        Run.objects.filter(state=RunState.PENDING)
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("namespace_id")], order_by=[F("created").asc(), F("id").asc()])
+        )
+        .filter(rank__lte=per_namespace)
+        .order_by("rank", "created", "id")
+        .values_list("pk", flat=True)[:ADMISSION_WINDOW]
+    )
+    # Locked in a second query: PostgreSQL refuses FOR UPDATE beside a window function.
+    runs = (
+        Run.objects.select_for_update(of=("self",))
+        .filter(pk__in=list(ranked), state=RunState.PENDING)
+        .select_related("pipeline", "config")
+        .order_by("created", "id")
+    )
+    queues: dict[str, deque[Run]] = {}
+    for run in runs:
+        queues.setdefault(run.namespace_id, deque()).append(run)
+    return queues
+
+
+def _quotas_of(namespace_ids: list[str]) -> dict[str, NamespaceQuotas]:
+    found = {q.namespace_id: q for q in NamespaceQuotas.objects.filter(namespace_id__in=namespace_ids)}
+    return {ns: found.get(ns) or quotas.quotas_of(ns) for ns in namespace_ids}
+
+
+def _virtual_times(limits: dict[str, NamespaceQuotas], running: Counter) -> dict[str, int]:
+    """Each waiting namespace's virtual time for this pass. One that is not being served (no running run) is lifted
+    to the current virtual time, the lowest at which one of those being served started its last run: an idle
+    namespace joins there instead of claiming every slot until it has caught up with what it did not use (and,
+    joining just below them, it gets the next slot)."""
+    virtual = {ns: row.admission_pass for ns, row in limits.items()}
+    served = [virtual[ns] - STRIDE // limits[ns].weight for ns in virtual if running[ns]]
+    if served:
+        now = min(served)
+        for ns in virtual:
+            if not running[ns]:
+                virtual[ns] = max(virtual[ns], now)
+    return virtual
+
+
+def _save_virtual_times(limits: dict[str, NamespaceQuotas], virtual: dict[str, int]) -> None:
+    changed = [row for ns, row in limits.items() if row.admission_pass != virtual[ns]]
+    for row in changed:
+        row.admission_pass = virtual[row.namespace_id]
+    NamespaceQuotas.objects.bulk_update(changed, ["admission_pass"])
+
+
+def _capped(snapshot: dict, limits: NamespaceQuotas) -> dict:
+    """A task's snapshot with the namespace's task_timeout quota and, in sandbox mode, the sandbox's caps applied
+    (a config registered before they were set or lowered runs within them too)."""
+    if limits.task_timeout is not None and snapshot.get("timeout", 0) > limits.task_timeout:
+        snapshot = {**snapshot, "timeout": limits.task_timeout}
+    if sandbox.active():
+        snapshot = sandbox.capped_snapshot(snapshot)
+    return snapshot
 
 
 def _note_waiting(run: Run, message: str) -> None:
@@ -103,7 +225,7 @@ def _supersede_oldest(new_run: Run, how_many: int) -> None:
         queue.advance_run_on_commit(victim.pk)
 
 
-def _admit(run: Run) -> None:
+def _admit(run: Run, limits: NamespaceQuotas) -> None:
     now = timezone.now()
     tasks = [task.spec for task in run.config.tasks.all()]
     run.state = RunState.RUNNING
@@ -118,7 +240,7 @@ def _admit(run: Run) -> None:
     events.publish(EventKind.STARTED_RUN, run_details(run), **run_scope(run))
     note(run, "admitted", f"admitted; {len(tasks)} task(s)")
     for task in tasks:
-        snapshot = task.snapshot(config_logging=run.config.logging)
+        snapshot = _capped(task.snapshot(config_logging=run.config.logging), limits)
         te = TaskExecution.objects.create(
             namespace_id=run.namespace_id,
             pipeline=run.pipeline,

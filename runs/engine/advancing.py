@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from events import services as events
 from events.choices import EventKind
+from pipelines import quotas
 from pipelines.taskspec import TaskSpec
 from runs import queue
 from runs.choices import (
@@ -34,26 +35,34 @@ from runs.models import Run, TaskExecution
 from runs.services import note, run_details, run_scope
 
 
-def advance_run(run_pk: int) -> None:
-    """Move a run forward as far as the database allows right now. Safe to call any number of times."""
+def advance_run(run_pk: int, *, keep_one: bool = False) -> int | None:
+    """Move a run forward as far as the database allows right now. Safe to call any number of times.
+
+    Every task execution it makes ready is handed to ``drive_task_execution`` through the queue, except, with
+    ``keep_one`` and exactly one made ready, that one: its pk is returned instead, for the caller to drive in this
+    worker (runs/engine/driving.py, ``continue_run``) without a queue round trip. Several are all queued, so that
+    idle workers start them side by side. A kept task execution is like a queued message: if the caller dies before
+    claiming its lease, the reconciler re-drives it once the grace of ``_release_ready_tasks`` lapses."""
     to_drive: list[int] = []
     with transaction.atomic():
         run = Run.objects.select_for_update(of=("self",)).select_related("pipeline").filter(pk=run_pk).first()
         if run is None or run.state == RunState.COMPLETE:
-            return
+            return None
         if run.state == RunState.PENDING and run.cancel_requested is not None:
             finish_run(run, [])
         elif run.state == RunState.RUNNING:
             to_drive = _step_running(run)
     admitted = admit_pending_runs()
+    kept = to_drive.pop() if keep_one and len(to_drive) == 1 else None
     for te_pk in to_drive:
         queue.task_execution_now(te_pk)
     if run.state == RunState.PENDING and run.pk in admitted:
         # Our own run was just admitted: start its root tasks now rather than after another queue round trip.
-        advance_run(run.pk)
+        kept = advance_run(run.pk, keep_one=keep_one)
     for other in admitted:
         if other != run.pk:
             queue.advance_run_now(other)
+    return kept
 
 
 def satisfied(requirement: str, parent_status: str) -> bool:
@@ -67,14 +76,17 @@ def satisfied(requirement: str, parent_status: str) -> bool:
 
 
 def _apply_global_timeout(run: Run, now: dt.datetime) -> None:
-    if (
-        run.cancel_requested is None
-        and run.started is not None
-        and now - run.started > dt.timedelta(seconds=settings.GOFER_GLOBAL_RUN_TIMEOUT)
-    ):
+    if run.cancel_requested is not None or run.started is None:
+        return
+    # The namespace's run_duration quota (pipelines/quotas.py) when it is shorter than the server's limit.
+    limit, what = settings.GOFER_GLOBAL_RUN_TIMEOUT, "the global run timeout"
+    quota = quotas.limited(run.namespace_id, "run_duration")
+    if quota is not None and quota < limit:
+        limit, what = quota, f"namespace {run.namespace_id}'s run_duration quota"
+    if now - run.started > dt.timedelta(seconds=limit):
         run.cancel_requested = now
         run.cancel_reason = RunStatusReason.TIMEOUT
-        run.cancel_description = f"the run exceeded the global run timeout of {settings.GOFER_GLOBAL_RUN_TIMEOUT} s"
+        run.cancel_description = f"the run exceeded {what} of {limit} s"
         run.save(update_fields=["cancel_requested", "cancel_reason", "cancel_description"])
         events.publish(EventKind.STARTED_RUN_CANCELLATION, run_details(run), **run_scope(run))
         note(run, "timeout", run.cancel_description)

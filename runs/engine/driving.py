@@ -1,7 +1,8 @@
 """``drive_task_execution``: one slice of work on one task execution, under its lease.
 
 - **starting** (``processing``): resolves the variables, starts (or adopts) the container on the task execution's
-  engine, records the container id and digest, and ends the step so other ready tasks can start;
+  engine, records the container id and digest, and ends the step so other ready tasks can start (a continued start,
+  see ``continue_run``, watches the container's first round first);
 - **watching** (``running``), for one time slice: pumps new log lines to the durable log file (masked), enforces
   the task timeout and cancellation (SIGTERM, then SIGKILL at the deadline), and on exit records the exit code with
   the engine's own start and finish times. A container still running at the end of its slice is handed back to the
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from access import services as access
@@ -28,9 +30,9 @@ from events.choices import EventKind
 from kernel import outbound
 from pipelines.models import Task
 from pipelines.taskspec import TaskSpec, registry_policy
-from runs import interpolation, logs, queue
+from runs import interpolation, logs, queue, sandbox, telemetry
 from runs.choices import TaskExecutionState, TaskExecutionStatus, TaskExecutionStatusReason
-from runs.engine import masking
+from runs.engine import advancing, masking
 from runs.engine.leases import Lease, LeaseLost, claim, lease_seconds
 from runs.engine.outcomes import complete_task, te_details
 from runs.models import TaskExecution
@@ -69,9 +71,10 @@ def container_name(te: TaskExecution, installation: str) -> str:
 
 
 def task_hardening() -> Hardening:
-    """The operator's container defaults (GOFER_TASK_*): what every task container gets (docs/security.md)."""
+    """The operator's container defaults (GOFER_TASK_*): what every task container gets (docs/security.md); in
+    sandbox mode, the sandbox's (docs/sandbox.md)."""
     capabilities = settings.GOFER_TASK_CAPABILITIES.strip()
-    return Hardening(
+    hardening = Hardening(
         user=settings.GOFER_TASK_USER,
         read_only_rootfs=settings.GOFER_TASK_READ_ONLY_ROOTFS,
         tmpfs_mib=settings.GOFER_TASK_TMPFS_MIB,
@@ -83,6 +86,8 @@ def task_hardening() -> Hardening:
         log_max_bytes=settings.GOFER_TASK_ENGINE_LOG_MAX_MIB * 1024 * 1024,
         log_max_files=settings.GOFER_TASK_ENGINE_LOG_MAX_FILES,
     )
+    # Sandbox mode forces its own (runs/sandbox.py), whatever the operator's defaults say.
+    return sandbox.locked_down(hardening) if settings.GOFER_SANDBOX else hardening
 
 
 def engine_of(te: TaskExecution) -> Scheduler:
@@ -91,37 +96,99 @@ def engine_of(te: TaskExecution) -> Scheduler:
 
 
 def drive_task_execution(te_pk: int) -> None:
-    """One slice of work on one task execution, under its lease. See the module docstring."""
+    """One slice of work on one task execution, under its lease, then the run's next step in this worker when there
+    is one (``continue_run``). See the module docstring."""
+    removals: list[threading.Thread] = []
+    try:
+        continue_run(_drive(te_pk, removals, continued=False), removals)
+    finally:
+        _join(removals)
+
+
+def advance_and_drive(run_pk: int) -> None:
+    """``advance_run``, then drive the task execution it made ready in this worker instead of queueing it, when it
+    made exactly one ready (GOFER_CONTINUE_IN_WORKER; when off, everything it readies is queued)."""
+    removals: list[threading.Thread] = []
+    try:
+        continue_run(advancing.advance_run(run_pk, keep_one=settings.GOFER_CONTINUE_IN_WORKER), removals)
+    finally:
+        _join(removals)
+
+
+def continue_run(te_pk: int | None, removals: list[threading.Thread]) -> None:
+    """Drive ``te_pk`` and then whatever its completion makes ready in its run, one task execution after the other,
+    in this worker: a chain of tasks costs no queue round trip per link. Each task execution is claimed under its own
+    lease first, exactly as a queued ``drive_task_execution`` would claim it, so a continuation never touches a task
+    execution another worker holds (it stops instead), and a worker killed mid-chain leaves every task execution in a
+    state the reconciler re-drives. When a step readies several task executions they are all queued, so that idle
+    workers start them side by side."""
+    while te_pk is not None:
+        te_pk = _drive(te_pk, removals, continued=True)
+
+
+def _drive(te_pk: int, removals: list[threading.Thread], *, continued: bool) -> int | None:
+    """One step on one task execution under its lease: start it, or watch it for a slice. A continued start also
+    watches the container's first round. Returns the task execution to continue with (the one its completion made
+    ready), or None."""
     lease = claim(te_pk)
     if lease is None:
-        return
+        return None
     done = False
     try:
         te = TaskExecution.objects.select_related("run", "run__pipeline", "pipeline").get(pk=te_pk)
         if te.state == TaskExecutionState.PROCESSING:
-            # Starting is its own step: hand back right after, so that other ready tasks waiting for a worker start
-            # without waiting for this one's first watch slice.
             done = _start(te, lease)
+            if not done and continued:
+                # The only ready task of its run, taken by the worker that readied it: watch one round
+                # (LOG_FOLLOW_SECONDS) before handing back, so a short task ends inside it with no queue round trip
+                # between its start and its exit. A start from the queue hands back at once instead, so that its
+                # siblings waiting for a worker start without waiting for this one's first round.
+                te = TaskExecution.objects.select_related("run", "run__pipeline", "pipeline").get(pk=te_pk)
+                if te.state == TaskExecutionState.RUNNING:
+                    done = _watch(te, engine_of(te), lease, slice_seconds=LOG_FOLLOW_SECONDS)
         elif te.state == TaskExecutionState.RUNNING:
             done = _watch(te, engine_of(te), lease)
     except LeaseLost:
-        return
+        return None
     except EngineUnavailable as exc:
         logger.warning("engine unavailable while driving task execution %s: %s", te_pk, exc)
         try:
             lease.sleep(1)
         except LeaseLost:
-            return
+            return None
     except Exception as exc:
         done = _drive_failed(te_pk, lease, exc)
         if not done:
-            return
+            return None
     if done:
         masking.forget(te_pk)
-        _remove_finished_container(te_pk)
-        queue.advance_run_now(TaskExecution.objects.filter(pk=te_pk).values_list("run_id", flat=True).first())
-    else:
-        _hand_back(lease)
+        # Removing the container is not on the path from this task's exit to its child's start: it runs beside the
+        # run's next step, and the worker step waits for it before it ends.
+        removals.append(_in_thread(_remove_finished_container, te_pk))
+        run_pk = TaskExecution.objects.filter(pk=te_pk).values_list("run_id", flat=True).first()
+        if run_pk is not None:
+            return advancing.advance_run(run_pk, keep_one=settings.GOFER_CONTINUE_IN_WORKER)
+        return None
+    _hand_back(lease)
+    return None
+
+
+def _in_thread(func: Any, *args: Any) -> threading.Thread:
+    def body() -> None:
+        try:
+            func(*args)
+        finally:
+            # The thread's own database connection: Django closes only those of request threads.
+            connection.close()
+
+    thread = threading.Thread(target=body, name=f"{func.__name__}-{args}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
 
 
 def _remove_finished_container(te_pk: int) -> None:
@@ -263,9 +330,10 @@ def _start(te: TaskExecution, lease: Lease) -> bool:
         TaskExecution.objects.filter(lease.mine()).update(scheduler=te.scheduler)
     scheduler = engine_of(te)
     lease.renew()
+    telemetry.queue_waited(te)
     try:
         # Pulling an image can take longer than a lease: keep it while the engine works.
-        with lease.kept():
+        with lease.kept(), telemetry.phase("task.container_start", te):
             started = scheduler.start(container)
     except SchedulerError as exc:
         if exc.permanent or te.start_attempts + 1 >= MAX_START_ATTEMPTS:
@@ -381,9 +449,10 @@ class _Pump:
         self.writer.append(batch, self.mask)
 
 
-def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease) -> bool:
-    """Pump logs and watch the container for one slice. Returns True once the task execution is complete."""
-    slice_ends = time.monotonic() + settings.GOFER_DRIVE_SLICE_SECONDS
+def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease, slice_seconds: float | None = None) -> bool:
+    """Pump logs and watch the container for one slice (GOFER_DRIVE_SLICE_SECONDS unless ``slice_seconds``).
+    Returns True once the task execution is complete."""
+    slice_ends = time.monotonic() + (settings.GOFER_DRIVE_SLICE_SECONDS if slice_seconds is None else slice_seconds)
     logging_on = TaskSpec.from_snapshot(te.task).logging
     mask = masking.masker_for(te) if logging_on else None
     writer = logs.LogWriter(logs.path_for(te)) if logging_on else None
@@ -404,7 +473,8 @@ def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease) -> bool:
             if status.state == State.EXITED:
                 if pump is not None and not writer.finished:
                     lease.renew()
-                    pump.pump(scheduler.logs(te.container_id, writer.cursor, follow_for=0))
+                    with telemetry.phase("task.log_drain", te):
+                        pump.pump(scheduler.logs(te.container_id, writer.cursor, follow_for=0))
                     if pump.cancelled:
                         # Cancelled while its output was still being stored: stop storing, end the task now.
                         writer.finish(status.exit_code, note="log drain stopped: the task was cancelled")

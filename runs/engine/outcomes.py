@@ -27,6 +27,7 @@ from runs.choices import (
 from runs.engine.leases import Lease
 from runs.models import Run, TaskExecution
 from runs.services import note, run_details, run_scope
+from runs.signals import run_finished, send_after_commit, task_execution_finished
 
 
 def te_details(te: TaskExecution, **extra: Any) -> dict[str, Any]:
@@ -67,6 +68,7 @@ def complete_task(
             return False
         events.publish(EventKind.COMPLETED_TASK_EXECUTION, te_details(te, status=status), **run_scope(te.run))
         note(te.run, "task_completed", f"{status}" + (f" ({reason}): {description}" if reason else ""), te.task_slug)
+        send_after_commit(task_execution_finished, task_execution_pk=te.pk, run_pk=te.run_id)
     return True
 
 
@@ -113,3 +115,4 @@ def finish_run(run: Run, task_executions: list[TaskExecution]) -> None:
     access.revoke_run_token(run)
     events.publish(EventKind.COMPLETED_RUN, {**run_details(run), "status": status}, **run_scope(run))
     note(run, "completed", f"{status}" + (f" ({reason}): {description}" if reason else ""))
+    send_after_commit(run_finished, run_pk=run.pk)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from runs import sandbox
 from runs.schedulers.base import Scheduler
 
 SCHEDULERS = {
@@ -27,6 +28,8 @@ def get_scheduler(name: str | None = None) -> Scheduler:
     name = name or settings.GOFER_SCHEDULER
     if name not in SCHEDULERS:
         raise ImproperlyConfigured(f"GOFER_SCHEDULER must be one of {', '.join(SCHEDULERS)}, not {name!r}")
+    if name == "docker":
+        sandbox.check_engine()
     if name == "local" and settings.GOFER_SANDBOX:
         raise ImproperlyConfigured("the local scheduler runs commands on the host and is refused in sandbox mode")
     if name == "memory":

@@ -254,5 +254,8 @@ class Scheduler(ABC):
         host address itself."""
         return host
 
+    def ping(self) -> None:  # noqa: B027 - engines in this process (memory, local) are always there
+        """Raise (EngineUnavailable) when the engine cannot be reached now; cheap (/readyz calls it)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook; most engines hold nothing to release
         """Release connections."""

@@ -459,6 +459,12 @@ class DockerScheduler(Scheduler):
         self._tty: dict[str, bool] = {}
         self._tty_lock = threading.Lock()
 
+    def ping(self) -> None:
+        try:
+            self._client().ping()
+        except Exception as exc:
+            raise EngineUnavailable(f"cannot reach the Docker engine: {exc}") from exc
+
     def _client(self) -> docker.DockerClient:
         client = getattr(self._local, "client", None)
         if client is None:

@@ -406,6 +406,12 @@ class NomadScheduler(Scheduler):
         except ValueError as exc:  # a body that is not JSON: a proxy's error page, say
             raise SchedulerError(f"Nomad at {self.address} answered something that is not JSON: {exc}") from exc
 
+    def ping(self) -> None:
+        try:
+            self._call(self._nomad.status.leader.get_leader)
+        except _HttpError as exc:
+            raise EngineUnavailable(f"Nomad at {self.address} answered {exc.status}") from exc
+
     @staticmethod
     def _error(exc: _HttpError, doing: str) -> SchedulerError:
         # 4xx: the request is wrong or not allowed, and sending it again will not change that (429 aside).

@@ -33,7 +33,8 @@ def state_of(run):
 
 
 def test_pipeline_parallelism_queues_runs_in_order(engine):
-    pipeline = pipeline_with([sh("work", engine.image, "sleep 1")], pipeline_id="serial", parallelism=1)
+    # Longer than the first watch round after a start (LOG_FOLLOW_SECONDS), so the run is seen running.
+    pipeline = pipeline_with([sh("work", engine.image, "sleep 2")], pipeline_id="serial", parallelism=1)
     first = runs.start_run(ADMIN, pipeline, {})
     second = runs.start_run(ADMIN, pipeline, {})
     third = runs.start_run(ADMIN, pipeline, {})
@@ -48,7 +49,7 @@ def test_pipeline_parallelism_queues_runs_in_order(engine):
 
 def test_zero_parallelism_means_the_server_default_not_unlimited(engine, settings):
     settings.GOFER_PIPELINE_RUN_CONCURRENCY_LIMIT = 1
-    pipeline = pipeline_with([sh("work", engine.image, "sleep 1")], pipeline_id="default-limit", parallelism=0)
+    pipeline = pipeline_with([sh("work", engine.image, "sleep 2")], pipeline_id="default-limit", parallelism=0)
     first = runs.start_run(ADMIN, pipeline, {})
     second = runs.start_run(ADMIN, pipeline, {})
     engine.drain(until=lambda: state_of(first) == "running")
@@ -58,7 +59,7 @@ def test_zero_parallelism_means_the_server_default_not_unlimited(engine, setting
 
 def test_global_limit_serialises_runs_of_different_pipelines(engine, settings):
     settings.GOFER_GLOBAL_RUN_CONCURRENCY_LIMIT = 1
-    one = pipeline_with([sh("work", engine.image, "sleep 1")], pipeline_id="one")
+    one = pipeline_with([sh("work", engine.image, "sleep 2")], pipeline_id="one")
     two = pipeline_with([sh("work", engine.image, "sleep 1")], pipeline_id="two")
     a = runs.start_run(ADMIN, one, {})
     b = runs.start_run(ADMIN, two, {})

@@ -64,7 +64,8 @@ def test_every_container_carries_this_installations_id_and_its_name(inline):
     assert driving.container_name(te, installation).startswith(f"gofer-{installation[:8]}-inst-a-planted-")
 
 
-def test_a_planted_container_with_the_right_name_is_not_adopted(inline):
+def test_a_planted_container_with_the_right_name_is_not_adopted(inline, settings):
+    settings.GOFER_CONTINUE_IN_WORKER = False  # it waits for a state a continued run passes within one step
     pipeline = one_task_pipeline()
     run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
     inline.drain(until=lambda: TaskExecution.objects.filter(run=run, state="processing").exists(), timeout=30)

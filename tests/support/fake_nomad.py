@@ -368,6 +368,7 @@ class FakeNomad:
     def _routes(self) -> list[tuple[re.Pattern[str], dict[str, Callable[..., Any]]]]:
         return [
             (re.compile(r"/v1/jobs"), {"GET": self._list_jobs, "PUT": self._register, "POST": self._register}),
+            (re.compile(r"/v1/status/leader"), {"GET": self._leader}),
             (
                 re.compile(r"/v1/job/(?P<job>[^/]+)"),
                 {"GET": self._read_job, "PUT": self._update_job, "POST": self._update_job, "DELETE": self._stop_job},
@@ -461,6 +462,10 @@ class FakeNomad:
         return job
 
     # jobs
+
+    def _leader(self, record: RecordedRequest, **_: Any) -> tuple[int, Any]:
+        """Nomad's leader's RPC address, a JSON string (what /readyz asks, runs/schedulers/nomad.py ``ping``)."""
+        return 200, "127.0.0.1:4647"
 
     def _list_jobs(self, record: RecordedRequest, **_: Any) -> tuple[int, Any]:
         self._check_params(record, {"filter", "meta", "next_token", "per_page"})

@@ -25,7 +25,17 @@ def test_a_tenant_without_the_extensions_permission_cannot_list_them_but_subscri
 
 def test_an_admin_sees_every_extension_in_gofers_shape(builtins, admin):
     extensions = {e["registration"]["extension_id"]: e for e in admin.get("/api/extensions").json()["extensions"]}
-    assert set(extensions) == {"interval", "cron", "webhook", "github"}
+    # The notifier kinds (issue 11) are built-ins too, seeded by the default GOFER_BUILTIN_EXTENSIONS at migrate.
+    assert set(extensions) == {
+        "interval",
+        "cron",
+        "webhook",
+        "github",
+        "notify-webhook",
+        "notify-slack",
+        "notify-github",
+        "notify-email",
+    }
     interval = extensions["interval"]
     assert interval["state"] == "running" and interval["kind"] == "trigger"
     assert interval["registration"]["image"] == "builtin:interval"

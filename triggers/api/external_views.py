@@ -1,6 +1,6 @@
 """The external endpoints: public routes (no token) that authenticate by signature. Bodies are read raw (what
 was signed), bounded by ``GOFER_EXTERNAL_MAX_BODY_BYTES`` (413, checked before reading when the length is
-announced), and rate-limited per source address (``GOFER_EXTERNAL_RATE_LIMIT``, 429 with ``Retry-After``). They
+announced), and rate-limited per source address (``GOFER_RATELIMIT_EXTERNAL``, 429 with ``Retry-After``). They
 answer as soon as the run is recorded and queued, never waiting for it."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.http import HttpResponse
-from django_ratelimit.core import get_usage
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status as http
@@ -17,9 +16,10 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from kernel.api import ratelimits
 from kernel.api.views import GoferAPIView, ok, rule
 from kernel.choices import Action
-from kernel.errors import TooLarge, TooMany
+from kernel.errors import TooLarge
 from triggers import external
 
 TAGS = ["External"]
@@ -39,6 +39,8 @@ class ExternalView(GoferAPIView):
     # The base of the external routes (a comment, not a docstring: the schema would show it on every route).
     parser_classes: ClassVar[list] = [_RawParser]
     authentication_classes: ClassVar[list] = []
+    # Their own limit per source address (GOFER_RATELIMIT_EXTERNAL) instead of the API's.
+    caller_rate_limit: ClassVar[bool] = False
 
     def raw_body(self, request: Request) -> bytes:
         """The body as sent, at most ``GOFER_EXTERNAL_MAX_BODY_BYTES``; 413 beyond, 429 over the rate limit."""
@@ -53,21 +55,16 @@ class ExternalView(GoferAPIView):
         return body
 
     def _limit(self, request: Request) -> None:
-        rate = settings.GOFER_EXTERNAL_RATE_LIMIT
-        if not rate:
-            return
-        usage = get_usage(request._request, group=RATE_GROUP, key="ip", rate=rate, increment=True)
-        if usage is not None and usage["should_limit"]:
-            raise TooMany(f"too many requests from {request.META.get('REMOTE_ADDR', 'this address')}; retry later")
+        ratelimits.hit(
+            request,
+            group=RATE_GROUP,
+            rate=settings.GOFER_RATELIMIT_EXTERNAL,
+            key=ratelimits.address_key(request),
+            setting="GOFER_RATELIMIT_EXTERNAL",
+        )
 
     def headers_of(self, request: Request) -> dict[str, str]:
         return {key: value for key, value in request.headers.items()}
-
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if response.status_code == http.HTTP_429_TOO_MANY_REQUESTS:
-            response["Retry-After"] = "60"
-        return response
 
 
 def accepted(payload: dict[str, Any]) -> Response:

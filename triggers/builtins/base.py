@@ -130,6 +130,15 @@ class Builtin:
         """Subscription settings after the generic checks, knowing the install settings."""
         return settings
 
+    def validate_for_pipeline(self, settings: dict[str, str], config: dict[str, str], pipeline: Any) -> dict[str, str]:
+        """Subscription settings checked against the pipeline (a notifier's ``task`` must be one of its tasks)."""
+        return settings
+
+    def lookup_key(self, settings: dict[str, str]) -> str:
+        """What finds the subscription without decrypting its settings (``Subscription.lookup_key``); never
+        sensitive. The notifiers store their rule (``when``) here."""
+        return ""
+
     def first_fire(self, settings: dict[str, str], config: dict[str, str], now: dt.datetime) -> dt.datetime | None:
         """When a new (or re-enabled, or healed) subscription fires first. None: not scheduled."""
         return None
