@@ -13,6 +13,8 @@ in the embedded default.
 
 from __future__ import annotations
 
+import collections
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -32,17 +34,43 @@ def count(directory: Path) -> int:
     return total
 
 
+def breakdown(directory: Path, since: float, until: float, top: int = 15) -> None:
+    """Print the statements logged between ``since`` and ``until`` (``BENCH_QUERY_LOG``), grouped by their shape
+    (literals and parameters blanked), most frequent first: where an idle installation's statements come from."""
+    shapes: collections.Counter[str] = collections.Counter()
+    for log in directory.glob("*.sql"):
+        for line in log.read_text(errors="replace").splitlines():
+            stamp, _, sql = line.partition(" ")
+            try:
+                if not since <= float(stamp) <= until:
+                    continue
+            except ValueError:
+                continue
+            shapes[re.sub(r"'[^']*'|\b\d+\b", "?", sql)[:110]] += 1
+    window = max(until - since, 1e-9)
+    common.log(f"statements by shape over {window:.0f} s:")
+    for shape, n in shapes.most_common(top):
+        common.log(f"  {n / window:6.3f}/s  {shape}")
+
+
 def measure(args, label: str, q_options: list[str], seconds: float, settle: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="gofer-bench-queries-") as qdir:
         args.q_option = [*q_options, *args.q_option_user]
-        kwargs = common.stack_kwargs(args, DJANGO_SETTINGS_MODULE="bench.counting_settings", BENCH_QUERY_DIR=qdir)
+        env = {"DJANGO_SETTINGS_MODULE": "bench.counting_settings", "BENCH_QUERY_DIR": qdir}
+        if args.breakdown:
+            env["BENCH_QUERY_LOG"] = "1"
+        kwargs = common.stack_kwargs(args, **env)
         with common.Stack(**kwargs) as stack:
             time.sleep(settle)
             start = count(Path(qdir))
+            began = time.time()
             with common.CpuMeter(stack) as cpu:
                 time.sleep(seconds)
+            ended = time.time()
             time.sleep(1)  # the writers write twice a second
             statements = count(Path(qdir)) - start
+            if args.breakdown:
+                breakdown(Path(qdir), began, ended)
         result = cpu.result
         out = {
             "queries_per_s": statements / result.wall,
@@ -61,6 +89,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=65, help="the idle window measured")
     p.add_argument("--settle", type=float, default=5, help="seconds to wait after the warm-up before measuring")
     p.add_argument("--no-baseline", action="store_true", help="skip the stock ORM broker's installation")
+    p.add_argument("--breakdown", action="store_true", help="log every statement and print them grouped by shape")
     args = p.parse_args()
     args.q_option_user = list(args.q_option)
 

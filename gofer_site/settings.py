@@ -281,6 +281,10 @@ Q_CLUSTER = {
     "save_limit": -1,
     "label": "Task queue",
     "poll": 0.2,
+    # The cluster's guard checks its processes (and saves its status) this often: a worker process that died is
+    # replaced within it. django-q2's 0.5 s was a third of an idle cluster's CPU (bench/idle.py); a lost worker
+    # process loses no run (the reconciler re-drives its step), so 2 s costs nothing but that delay.
+    "guard_cycle": 2,
     # django-q2 logs every task at INFO; Gofer's own timeline and events say what happened.
     "log_level": env("GOFER_QUEUE_LOG_LEVEL", "WARNING").upper(),
 }
@@ -587,12 +591,14 @@ GOFER_RUN_OBJECT_EXPIRY = envint("GOFER_RUN_OBJECT_EXPIRY", 2, minimum=1)
 GOFER_BUILTIN_EXTENSIONS = envlist(
     "GOFER_BUILTIN_EXTENSIONS", "interval,cron,webhook,github,notify-webhook,notify-slack,notify-github,notify-email"
 )
-# The ticker (one per installation, in a worker process) sleeps until the next firing, at most this long, so it
-# notices subscriptions made by other processes: one indexed query per wake-up when idle.
-GOFER_TRIGGER_TICK_SECONDS = envint("GOFER_TRIGGER_TICK_SECONDS", 5, minimum=1, maximum=60)
-# The ticker's lease: held by one worker process, renewed every third of this. 0: no lease, every worker process
-# ticks (the firings' unique keys still start each due firing once; costs one query per process per tick).
-GOFER_TRIGGER_LEASE_SECONDS = envint("GOFER_TRIGGER_LEASE_SECONDS", 30, minimum=0)
+# The ticker (one per installation, in a worker process) sleeps until something is due; a change made on this host
+# rings it awake (kernel/bells.py), and without a ring it looks at everything at least this often (a change made on
+# another host, a lost ring): a few statements per period when idle.
+GOFER_TRIGGER_TICK_SECONDS = envint("GOFER_TRIGGER_TICK_SECONDS", 30, minimum=1, maximum=300)
+# The ticker's lease: held by one worker process, renewed every third of this; a holder that died on the same host
+# is replaced at once, one on another host after at most this. 0: no lease, every worker process ticks (the
+# firings' unique keys still start each due firing once; costs a few queries per process per tick).
+GOFER_TRIGGER_LEASE_SECONDS = envint("GOFER_TRIGGER_LEASE_SECONDS", 90, minimum=0)
 # How often a subscription in error is re-checked, to heal by itself.
 GOFER_TRIGGER_HEAL_SECONDS = envint("GOFER_TRIGGER_HEAL_SECONDS", 30, minimum=1)
 # A firing overdue by more than this fell due while no worker ran: it fires once (interval: after its jitter).

@@ -467,13 +467,19 @@ def requeue_open_notices(now: dt.datetime | None = None) -> int:
     return len(pks)
 
 
-def reevaluate_since(since: dt.datetime) -> int:
-    """Decide again every run and task execution that completed since ``since`` on a pipeline with a notifier
-    subscription: what a crash between the engine's commit and the signal lost is recorded now (what was not
-    lost is found recorded already, and nothing is repeated)."""
-    pipelines = set(
-        Subscription.objects.filter(extension__kind=ExtensionKind.NOTIFIER).values_list("pipeline_id", flat=True)
+def _notifier_subscriptions() -> list[tuple[int, str]]:
+    """``(pipeline_id, lookup_key)`` of every notifier subscription (one query)."""
+    return list(
+        Subscription.objects.filter(extension__kind=ExtensionKind.NOTIFIER).values_list("pipeline_id", "lookup_key")
     )
+
+
+def reevaluate_since(since: dt.datetime, pipelines: set[int] | None = None) -> int:
+    """Decide again every run and task execution that completed since ``since`` on a pipeline with a notifier
+    subscription (``pipelines``, when the caller knows them): what a crash between the engine's commit and the
+    signal lost is recorded now (what was not lost is found recorded already, and nothing is repeated)."""
+    if pipelines is None:
+        pipelines = {pipeline_id for pipeline_id, _ in _notifier_subscriptions()}
     if not pipelines:
         return 0
     count = 0
@@ -488,7 +494,9 @@ def reevaluate_since(since: dt.datetime) -> int:
 
 def sweep(now: dt.datetime | None = None, *, force: bool = False) -> float | None:
     """The periodic work (run by the ticker's holder, triggers/ticker.py): duration rules, lost decisions and lost
-    deliveries. Returns how soon it wants to run again."""
+    deliveries. Returns how soon it wants to run again: every ``GOFER_NOTIFIER_SWEEP_SECONDS`` while there are
+    notifier subscriptions; None (the ticker's next full round, which a new subscription rings for) while there are
+    none, when there is nothing to sweep either (notices go with their subscription). One query then."""
     now = now or timezone.now()
     every = float(settings.GOFER_NOTIFIER_SWEEP_SECONDS)
     last = _sweep_state["last"]
@@ -496,8 +504,13 @@ def sweep(now: dt.datetime | None = None, *, force: bool = False) -> float | Non
         return every - (now - last).total_seconds()
     _sweep_state["last"] = now
     since = _sweep_state["through"] or now - dt.timedelta(seconds=settings.GOFER_NOTIFIER_REEVALUATE_SECONDS)
-    check_durations(now)
-    reevaluate_since(since - SWEEP_MARGIN)
+    subscriptions = _notifier_subscriptions()
+    if not subscriptions:
+        _sweep_state["through"] = now
+        return None
+    if any(lookup_key == Rule.DURATION_EXCEEDED for _, lookup_key in subscriptions):
+        check_durations(now)
+    reevaluate_since(since - SWEEP_MARGIN, {pipeline_id for pipeline_id, _ in subscriptions})
     _sweep_state["through"] = now
     requeue_open_notices(now)
     return every

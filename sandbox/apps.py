@@ -12,5 +12,8 @@ class SandboxConfig(AppConfig):
         from access import services as access
         from access.choices import TokenKind
         from sandbox import services
+        from triggers import ticker
 
         access.register_principal_factory(TokenKind.SANDBOX, services.principal_for_visitor)
+        # Expiry: run by the ticker's holder on the workers (one process of the installation), no queue message.
+        ticker.register_periodic(services.expire_periodically)

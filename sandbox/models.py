@@ -11,7 +11,7 @@ from pipelines.models import Namespace
 
 class Visitor(models.Model):
     """A sandbox visitor's namespace and token (POST /api/sandbox). When ``expires`` passes, the periodic job
-    (sandbox.tasks.expire_visitors) deletes the namespace with everything in it, and the token."""
+    (sandbox.services.expire_visitors, every minute) deletes the namespace with everything in it, and the token."""
 
     namespace = models.OneToOneField(Namespace, primary_key=True, on_delete=models.CASCADE, related_name="visitor")
     token = models.ForeignKey(

@@ -3,7 +3,8 @@
 ``sign_up`` creates, in one transaction, a namespace of the visitor's own (with the GOFER_QUOTA_* quotas, strict
 in sandbox mode, and attach off) and a token scoped to it (kind ``sandbox``: everything in that namespace, nothing
 outside it: not other namespaces, global secrets, extensions, tokens, roles or the system), expiring after
-GOFER_SANDBOX_TTL. ``expire_visitors`` (every minute on the workers) deletes expired visitors' namespaces through
+GOFER_SANDBOX_TTL. ``expire_visitors`` (every minute in sandbox mode, by the triggers ticker's holder on the
+workers: ``expire_periodically``) deletes expired visitors' namespaces through
 ``pipelines.services.delete_namespace``, whose ``namespace_deleting`` receivers stop containers and remove logs,
 objects, secrets and run tokens, then their tokens.
 """
@@ -90,6 +91,16 @@ def sign_up(address: str = "") -> tuple[Visitor, str]:
     )
     logger.info("sandbox visitor %s signed up from %s", namespace_id, address or "an unknown address")
     return visitor, secret
+
+
+EXPIRY_SECONDS = 60.0
+
+
+def expire_periodically(now: dt.datetime) -> float | None:
+    """The ticker's periodic work (triggers/ticker.py; registered in sandbox/apps.py): expire visitors, again in a
+    minute in sandbox mode. Outside it (visitors left from a time it was on) at the ticker's full rounds only."""
+    expire_visitors(now)
+    return EXPIRY_SECONDS if settings.GOFER_SANDBOX else None
 
 
 def expire_visitors(now: dt.datetime | None = None) -> int:

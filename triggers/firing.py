@@ -304,6 +304,8 @@ def tick(now: dt.datetime | None = None) -> dt.datetime | None:
         except Exception:
             # One broken subscription must not stop the others; it is due again and retried on the next tick.
             logger.exception("firing subscription %s failed", row["pk"])
+    if not rows:
+        return None
     if len(rows) > TICK_BATCH:
         return now
     # Everything taken was due; what is due next is known only after this tick's changes.

@@ -31,6 +31,7 @@ from access import services as access
 from access.models import Role, SystemPreferences
 from events import services as events
 from events.choices import EventKind
+from kernel import bells
 from kernel.errors import Conflict, NotFound, ValidationFailed
 from kernel.identifiers import check_identifier
 from kernel.rbac import Principal
@@ -280,6 +281,7 @@ def record_install(request: InstallRequest, *, force: bool = False) -> tuple[Ext
         EventKind.INSTALLED_EXTENSION, {"id": extension.id, "image": extension.image, "updated": not created}
     )
     logbook.write(extension.id, "installed" if created else "installed again (settings updated in place)")
+    wake_ticker()
     if builtin:
         for subscription in Subscription.objects.filter(extension=extension):
             _reschedule(subscription, extension, timezone.now())
@@ -308,6 +310,7 @@ def uninstall_extension(extension: Extension) -> list[dict[str, Any]]:
     image = extension.image
     extension.delete()
     events.publish(EventKind.UNINSTALLED_EXTENSION, {"id": service["id"], "image": image})
+    wake_ticker()
     logbook.write(service["id"], "uninstalled")
     return [service] if service["container_id"] or service["url"] else []
 
@@ -329,6 +332,7 @@ def set_extension_enabled(extension: Extension, enable: object) -> bool:
     kind = EventKind.ENABLED_EXTENSION if enable else EventKind.DISABLED_EXTENSION
     events.publish(kind, {"id": extension.id, "image": extension.image})
     logbook.write(extension.id, "enabled" if enable else "disabled: none of its subscriptions fires")
+    wake_ticker()
     if enable:
         now = timezone.now()
         for subscription in Subscription.objects.filter(extension=extension, status=SubscriptionStatus.ACTIVE):
@@ -395,7 +399,18 @@ def subscription_details(subscription: Subscription) -> dict[str, Any]:
     }
 
 
+# The ticker's bell (kernel/bells.py): rung whenever what the ticker looks at changes, so that it looks at once.
+TICKER_BELL = "ticker.triggers"
+
+
+def wake_ticker() -> None:
+    """Make this host's ticker look at subscriptions and extensions once the current transaction commits. Called by
+    every change below; a change made on another host is seen at the ticker's next look (GOFER_TRIGGER_TICK_SECONDS)."""
+    bells.ring_on_commit(TICKER_BELL)
+
+
 def _publish_subscription(kind: str, subscription: Subscription, **extra: Any) -> None:
+    wake_ticker()  # every change of a subscription is published through here
     events.publish(
         kind,
         {**subscription_details(subscription), **extra},

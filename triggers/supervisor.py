@@ -391,14 +391,17 @@ def unsubscribe(subscription: Subscription) -> None:
 # --- health ---------------------------------------------------------------------------------------------------------
 
 
-def supervise_all() -> None:
+def supervise_all() -> int:
     """One round of supervision of every third-party extension (the ticker calls it every
-    ``GOFER_EXTENSION_HEALTH_SECONDS``): pump its output, check its health, restart what is due."""
-    for extension in Extension.objects.exclude(image__startswith=BUILTIN_IMAGE_PREFIX):
+    ``GOFER_EXTENSION_HEALTH_SECONDS`` while there are some): pump its output, check its health, restart what is
+    due. Returns how many there are."""
+    extensions = list(Extension.objects.exclude(image__startswith=BUILTIN_IMAGE_PREFIX))
+    for extension in extensions:
         try:
             supervise(extension)
         except Exception:
             logger.exception("supervising extension %s failed", extension.id)
+    return len(extensions)
 
 
 def supervise(extension: Extension) -> None:

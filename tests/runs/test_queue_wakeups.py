@@ -19,8 +19,10 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
+from kernel import bells
+from kernel.bells import Bell, bell_directory, ring
 from runs import broker as broker_module
-from runs.broker import Bell, WakeableORM, bell_directory, ring
+from runs.broker import WakeableORM
 from tests.runs.test_worker_processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,7 +127,7 @@ def test_two_pushers_on_one_queue_are_both_rung(queue_name):
     # A second pusher (another cluster on this host) registers under its own name.
     second.entry = bell_directory(queue_name) / "other"
     second.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    second.sock.bind(broker_module._address(second.entry))
+    second.sock.bind(bells._address(second.entry))
     second.sock.setblocking(False)
     try:
         assert ring(queue_name) == 2

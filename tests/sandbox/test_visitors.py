@@ -169,6 +169,13 @@ def test_an_expired_visitors_namespace_and_everything_in_it_are_deleted(visitor,
     assert other.get(f"/api/namespaces/{other_body['namespace']['id']}").status_code == 200
 
 
-def test_expiry_runs_every_minute_on_the_workers(db):
-    schedule = Schedule.objects.get(name="gofer-sandbox-expiry")
-    assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("sandbox.tasks.expire_visitors", "I", 1)
+def test_the_tickers_round_expires_visitors_and_asks_for_another_in_a_minute(sandbox_mode):
+    from triggers import ticker
+
+    assert sandbox.expire_periodically in ticker._periodic  # registered by the app: no queue message per minute
+    caller, body = sign_up()
+    namespace_id = body["namespace"]["id"]
+    Visitor.objects.filter(pk=namespace_id).update(expires=timezone.now() - dt.timedelta(seconds=1))
+    assert sandbox.expire_periodically(timezone.now()) == sandbox.EXPIRY_SECONDS
+    assert not Namespace.objects.filter(pk=namespace_id).exists()
+    assert not Schedule.objects.filter(name="gofer-sandbox-expiry").exists()  # the old schedule is gone

@@ -16,7 +16,7 @@ from kernel import scope as tenancy
 from kernel.api.pagination import page_from, parse_bool
 from kernel.api.views import GoferAPIView, created, no_content, no_content_unchanged, ok, rule
 from kernel.choices import Action, Resource
-from triggers import services, supervisor, ticker
+from triggers import services, supervisor
 from triggers.api import serializers as s
 from triggers.models import Extension, Subscription
 
@@ -89,7 +89,6 @@ class ExtensionDetailView(GoferAPIView):
         extension = services.get_extension(extension_id)
         if "enable" not in body or not services.set_extension_enabled(extension, body["enable"]):
             return no_content_unchanged()
-        ticker.wake()
         return no_content()
 
     @extend_schema(operation_id="uninstall_extension", responses={204: None}, tags=["Extensions"])
@@ -156,7 +155,6 @@ class SubscriptionListView(GoferAPIView):
         subscription = supervisor.subscribe(
             self.pipeline, body.get("extension_id"), body.get("subscription_id"), body.get("settings")
         )
-        ticker.wake()
         return created({"subscription": s.SubscriptionSerializer(subscription).data})
 
 
@@ -187,7 +185,6 @@ class SubscriptionDetailView(GoferAPIView):
         subscription = services.get_subscription(self.pipeline, extension_id, subscription_id)
         if body.get("status") is None or not supervisor.set_subscription_status(subscription, body["status"]):
             return no_content_unchanged()
-        ticker.wake()
         return no_content()
 
     @extend_schema(operation_id="delete_subscription", responses={204: None}, tags=["Subscriptions"])
