@@ -52,6 +52,7 @@ from runs.choices import RunState, TaskExecutionState
 from runs.interpolation import InterpolationError, resolve_settings
 from runs.models import Run, TaskExecution
 from secretstore.masking import Masker
+from telemetry import metrics
 from triggers import logbook
 from triggers import services as triggers
 from triggers.choices import (
@@ -65,6 +66,12 @@ from triggers.models import Subscription
 logger = logging.getLogger(__name__)
 
 DELIVER = "notifiers.tasks.deliver_notice"  # a contract with queued messages: never rename
+# The outcome of an attempt as the gofer.notifier.deliveries counter names it (docs/observability.md).
+METRIC_OUTCOMES = {
+    AttemptOutcome.SUCCEEDED: "delivered",
+    AttemptOutcome.RETRYING: "failed",
+    AttemptOutcome.FAILED: "given_up",
+}
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 # Runs that finished this long before the last sweep are looked at again: their ``ended`` was written before
 # their transaction committed, and by another worker's clock.
@@ -399,6 +406,7 @@ def _finish(notice: Notice, token: str, sent: Sent | None, error: DeliveryError 
         )
         if fields and outcome != AttemptOutcome.RETRYING:
             _published(notice, outcome, attempt)
+    metrics.notifier_delivery(subscription.extension_id, METRIC_OUTCOMES[outcome])
     if fields and outcome == AttemptOutcome.SUCCEEDED and subscription.status == SubscriptionStatus.ERROR:
         triggers.heal_if_possible(subscription)
     elif fields and outcome == AttemptOutcome.FAILED:

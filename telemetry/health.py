@@ -12,6 +12,8 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -22,11 +24,18 @@ logger = logging.getLogger(__name__)
 _CHECKS: dict[str, Callable[[], None]] = {}
 # Checks run in these threads so that one that hangs costs its timeout, not the probe's caller forever.
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="gofer-readyz")
+# /readyz is unauthenticated and unthrottled: probes arriving together share one round of checks, and a round's
+# outcome answers the probes of the next READINESS_REUSE_SECONDS, so a flood of probes cannot become a flood of
+# database connections (each round opens one) and engine pings.
+READINESS_REUSE_SECONDS = 1.0
+_round = threading.Lock()
+_last_round: tuple[float, dict[str, str]] | None = None
 
 
 def register(name: str, check: Callable[[], None]) -> None:
     """Add (or replace) a readiness check: a callable that raises when ``name`` is not reachable."""
     _CHECKS[name] = check
+    forget_readiness()
 
 
 def checks() -> dict[str, Callable[[], None]]:
@@ -59,7 +68,25 @@ def queue_ready() -> None:
 
 
 def readiness() -> dict[str, str]:
-    """Every check's outcome, ``ok`` or ``unreachable``, run side by side, each within ``GOFER_READYZ_TIMEOUT``."""
+    """Every check's outcome, ``ok`` or ``unreachable``, run side by side, each within ``GOFER_READYZ_TIMEOUT``;
+    one round at a time in this process, its outcome reused for READINESS_REUSE_SECONDS."""
+    global _last_round
+    with _round:
+        if _last_round is not None and time.monotonic() - _last_round[0] < READINESS_REUSE_SECONDS:
+            return dict(_last_round[1])
+        outcome = _run_checks()
+        _last_round = (time.monotonic(), outcome)
+        return dict(outcome)
+
+
+def forget_readiness() -> None:
+    """Make the next probe run the checks again (after a check was registered or the configuration changed)."""
+    global _last_round
+    with _round:
+        _last_round = None
+
+
+def _run_checks() -> dict[str, str]:
     timeout = settings.GOFER_READYZ_TIMEOUT
     futures = {name: _POOL.submit(check) for name, check in checks().items()}
     outcome: dict[str, str] = {}

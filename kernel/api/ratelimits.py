@@ -3,7 +3,8 @@ kernel/cache.py), so a limit holds across every server process. Over a limit is 
 error shape, with ``Retry-After`` the seconds until the counting window ends.
 
 Who is counted (``caller_key``): a token by its id; a caller without one by its client address
-(kernel/api/middleware.py: behind ``GOFER_TRUSTED_PROXIES``, the forwarded address). The limits:
+(kernel/api/middleware.py: behind ``GOFER_TRUSTED_PROXIES``, the forwarded address), an IPv6 address by its /64
+(one host is routinely given a whole /64: counted address by address, it would have 2^64 allowances). The limits:
 
 - every API route (``GoferAPIView.initial``): ``GOFER_RATELIMIT_API`` per token, ``GOFER_RATELIMIT_ANONYMOUS`` per
   address;
@@ -18,6 +19,7 @@ A rate of "" is no limit, and costs nothing (no cache access).
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -38,8 +40,23 @@ def _http(request: Any) -> HttpRequest:
     return getattr(request, "_request", request)
 
 
+def counted_address(address: str) -> str:
+    """What a client address is counted as: an IPv4 address itself (also when IPv4-mapped), an IPv6 address its /64
+    network."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            # An IPv4 client on a dual-stack socket: its own address, not the /64 that holds every IPv4 client.
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return address
+
+
 def address_key(request: Any) -> str:
-    return f"address:{request_client_address(_http(request))}"
+    return f"address:{counted_address(request_client_address(_http(request)))}"
 
 
 def caller_key(request: Any, principal: Any = None) -> str:

@@ -104,7 +104,13 @@ class GoferAPIView(APIView):
         current = self.rules.get(method)
         if current is None:
             self.http_method_not_allowed(request)
-        self.principal = self._principal(request, current)
+        try:
+            self.principal = self._principal(request, current)
+        except Unauthenticated:
+            # No token where one is needed: counted against the address too, or such requests would be free.
+            if self.caller_rate_limit:
+                ratelimits.limit_caller(request, None)
+            raise
         if self.caller_rate_limit:
             ratelimits.limit_caller(request, self.principal)
         for name, value in kwargs.items():

@@ -35,7 +35,9 @@ from triggers.builtins.base import Param, settings_error
 
 REPOSITORY_VARIABLE = "GOFER_EXTENSION_GITHUB_REPOSITORY"
 COMMIT_VARIABLE = "GOFER_EXTENSION_GITHUB_HEAD_COMMIT_ID"
-_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
+# owner/name as GitHub spells them; neither part may be "." or ".." (they would climb out of /repos/ in the URL and
+# send the operator's credential to another API route).
+_REPOSITORY = re.compile(r"(?!\.{1,2}/)[A-Za-z0-9_.-]{1,100}/(?!\.{1,2}$)[A-Za-z0-9_.-]{1,100}")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 ACCEPT = "application/vnd.github+json"
 STATUS_STATES = {"successful": "success", "failed": "failure", "cancelled": "error"}

@@ -4,6 +4,7 @@ Gofer reads; `docker compose config` accepts the file where the compose plugin i
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -111,6 +112,19 @@ def test_dependencies_volumes_and_the_proxy_hold_together():
     assert resolve("/readyz").url_name == "readyz"
     assert services["server"]["healthcheck"]["test"][-1].endswith("/readyz')")
     _assert_known(_env_file(DEPLOY / "gofer.env.example"), "deploy/gofer.env.example")
+
+
+def test_only_the_proxy_is_trusted_with_x_forwarded_for():
+    """docs/deployment.md: GOFER_TRUSTED_PROXIES is exactly the proxy's addresses. A range would let any container
+    in it (a worker, a task on a bridge, an extension's service) choose the client address it is counted as."""
+    document = compose()
+    services = document["services"]
+    proxy = services["proxy"]["networks"]["default"]["ipv4_address"]
+    subnets = [entry["subnet"] for entry in document["networks"]["default"]["ipam"]["config"]]
+    assert any(ipaddress.ip_address(proxy) in ipaddress.ip_network(subnet) for subnet in subnets)
+    for name in ("server", "worker", "migrate"):
+        trusted = str(services[name]["environment"]["GOFER_TRUSTED_PROXIES"]).split(",")
+        assert [ipaddress.ip_network(entry.strip()) for entry in trusted] == [ipaddress.ip_network(proxy)], name
 
 
 def _compose_command() -> list[str] | None:

@@ -79,6 +79,24 @@ def test_guessed_tokens_count_against_the_address(db):
     assert statuses == [401, 401, 429]
 
 
+@override_settings(GOFER_RATELIMIT_API="", GOFER_RATELIMIT_ANONYMOUS="2/m")
+def test_requests_without_a_token_to_routes_that_need_one_count_against_the_address(db):
+    caller = Client(REMOTE_ADDR="192.0.2.81")
+    statuses = [caller.get("/api/tokens").status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
+
+
+@override_settings(GOFER_RATELIMIT_API="", GOFER_RATELIMIT_ANONYMOUS="2/m")
+def test_an_ipv6_client_is_counted_by_its_64_and_an_ipv4_mapped_one_by_its_own_address(anonymous):
+    # One host is routinely given a whole /64: changing the interface id must not buy a new allowance.
+    hops = [Client(REMOTE_ADDR=f"2001:db8:7:9::{n:x}") for n in (1, 2, 0xBEEF)]
+    assert [client.get("/api/system/metadata").status_code for client in hops] == [200, 200, 429]
+    assert Client(REMOTE_ADDR="2001:db8:7:a::1").get("/api/system/metadata").status_code == 200
+    # IPv4 clients of a dual-stack socket are not all one /64 (::ffff:0:0/96 lies in a single one).
+    mapped = [Client(REMOTE_ADDR=f"::ffff:198.51.100.{n}") for n in range(3)]
+    assert [client.get("/api/system/metadata").status_code for client in mapped] == [200, 200, 200]
+
+
 @override_settings(GOFER_RATELIMIT_API="", GOFER_RATELIMIT_ANONYMOUS="")
 def test_an_empty_rate_is_no_limit(admin):
     assert {admin.get(NAMESPACES).status_code for _ in range(30)} == {200}

@@ -156,6 +156,20 @@ def test_a_run_without_a_commit_fails_its_delivery_with_the_reason(pipeline, sta
     assert standin.received == []
 
 
+def test_a_run_variable_naming_a_repository_with_dot_segments_is_not_sent(pipeline, standin, queued):
+    install("notify-github", token=TOKEN, api_url=standin.url, allowed_hosts="127.0.0.1")
+    subscribe(pipeline, "notify-github", "status", when="run_failed")
+    variables = [
+        {"key": "GOFER_EXTENSION_GITHUB_REPOSITORY", "value": "../..", "source": "run_options"},
+        {"key": "GOFER_EXTENSION_GITHUB_HEAD_COMMIT_ID", "value": SHA, "source": "run_options"},
+    ]
+    run = start_and_finish(pipeline, "failed", variables)
+    complete(run, "failed")
+    [attempt] = deliver_all(queued)
+    assert attempt.outcome == "failed" and "no repository" in attempt.error
+    assert standin.received == []  # the operator's token went nowhere
+
+
 def test_install_and_subscription_settings_are_checked(alice, pipeline, admin, standin):
     bad = admin.post(
         "/api/extensions?force=true",
@@ -169,6 +183,11 @@ def test_install_and_subscription_settings_are_checked(alice, pipeline, admin, s
     install("notify-github", token=TOKEN)
     body["settings"]["repository"] = "not a repo"
     assert alice.post(SUBSCRIPTIONS, body).json()["errors"][0]["field"] == "settings.repository"
+    # Dot segments would climb out of /repos/ and send the operator's token to another route of the API.
+    for climbing in ("../..", "owner/..", "../name", "owner/."):
+        body["settings"]["repository"] = climbing
+        refused = alice.post(SUBSCRIPTIONS, body)
+        assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "settings.repository", climbing
 
 
 def test_a_check_run_whose_start_was_never_delivered_is_created_completed(pipeline, standin, app_key, queued):

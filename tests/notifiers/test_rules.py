@@ -144,6 +144,10 @@ def test_bad_rules_are_400s_naming_the_setting(pipeline, webhook_kind, alice):
     _refused(alice, "settings.window", when="failure_rate", threshold="10", window="-3")
     _refused(alice, "settings.duration", when="duration_exceeded", duration="soon")
     _refused(alice, "settings.duration", when="duration_exceeded")
+    # Too large for a timedelta: a 400 naming the setting, not a 500.
+    assert "longer than ten years" in _refused(
+        alice, "settings.duration", when="duration_exceeded", duration="99999999999h"
+    )
     _refused(alice, "settings.recovery", when="failed_in_a_row", recovery="maybe")
     _refused(alice, "settings.task", when="task_failed")
     assert "has no task 'deploy'" in _refused(alice, "settings.task", when="task_failed", task="deploy")

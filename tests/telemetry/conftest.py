@@ -8,8 +8,16 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from runs.schedulers import get_scheduler, memory
-from telemetry import otel
+from telemetry import health, otel
 from tests.support import engine as engine_support
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readiness():
+    """Each test's probes run the checks with that test's settings, not a round another test left behind."""
+    health.forget_readiness()
+    yield
+    health.forget_readiness()
 
 
 @pytest.fixture
