@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 from django.db.models import QuerySet
 
@@ -65,6 +65,10 @@ def prune_events(*, before: dt.datetime) -> int:
 def _wake_listeners(event_id: int) -> None:
     layer = get_channel_layer()
     if layer is None:
+        return
+    if isinstance(layer, InMemoryChannelLayer) and not layer.groups.get(EVENTS_GROUP):
+        # An in-memory layer reaches this process only, and nobody here listens (a worker process, say): a send
+        # would cost an event loop round trip for no one. Listeners elsewhere find the event by polling.
         return
     try:
         async_to_sync(layer.group_send)(EVENTS_GROUP, {"type": "events.new", "event_id": event_id})

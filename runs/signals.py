@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 run_admitted = Signal()
 # kwargs: run_pk
 run_finished = Signal()
-# kwargs: task_execution_pk, run_pk
+# kwargs: task_execution_pk, run_pk, pipeline_pk, task_execution (the instance as recorded, its run loaded: a
+# receiver that needs only what was recorded reads no row; one that needs more reads it by pk)
 task_execution_finished = Signal()
 
 

@@ -97,10 +97,14 @@ def on_run_admitted(sender: Any, run: Run, **_: Any) -> None:
         )
 
 
-def on_task_execution_finished(sender: Any, task_execution_pk: int, run_pk: int, **_: Any) -> None:
+def on_task_execution_finished(
+    sender: Any, task_execution_pk: int, run_pk: int, task_execution: TaskExecution | None = None, **_: Any
+) -> None:
     if not _on():
         return
-    te = TaskExecution.objects.select_related("run", "run__pipeline").filter(pk=task_execution_pk).first()
+    te = task_execution
+    if te is None:
+        te = TaskExecution.objects.select_related("run", "run__pipeline").filter(pk=task_execution_pk).first()
     if te is None:
         return
     ran = (te.ended - te.started).total_seconds() if te.started and te.ended else None

@@ -131,21 +131,24 @@ def _release_ready_tasks(run: Run, task_executions: list[TaskExecution]) -> list
                 if p in by_slug and not satisfied(req, by_slug[p].status)
             ]
             if unmet:
-                complete_task(
+                if not complete_task(
                     te,
                     TaskExecutionStatus.SKIPPED,
                     TaskExecutionStatusReason.FAILED_PRECONDITION,
                     "skipped: " + "; ".join(unmet),
-                )
+                ):
+                    te.refresh_from_db()
             else:
                 # The grace keeps the reconciler from queueing a second message while ours is on its way.
                 grace = timezone.now() + dt.timedelta(seconds=lease_seconds() * 2)
-                TaskExecution.objects.filter(pk=te.pk, state=TaskExecutionState.WAITING).update(
+                if TaskExecution.objects.filter(pk=te.pk, state=TaskExecutionState.WAITING).update(
                     state=TaskExecutionState.PROCESSING, lease_owner="", lease_expires=grace
-                )
-                note(run, "task_ready", "parents done; starting", te.task_slug)
-                to_drive.append(te.pk)
-            te.refresh_from_db()
+                ):
+                    te.state, te.lease_owner, te.lease_expires = TaskExecutionState.PROCESSING, "", grace
+                    note(run, "task_ready", "parents done; starting", te.task_slug)
+                    to_drive.append(te.pk)
+                else:
+                    te.refresh_from_db()  # moved by someone else (cannot happen under the run's lock; be exact)
             changed = True
     return to_drive
 
@@ -154,13 +157,18 @@ def _step_running(run: Run) -> list[int]:
     """Under the run lock: apply cancellation and timeouts, resolve waiting tasks, finish the run if all is done.
     Returns the task executions to drive."""
     now = timezone.now()
-    task_executions = list(run.task_executions.select_related("run", "pipeline").order_by("id"))
+    task_executions = list(run.task_executions.order_by("id"))
+    for te in task_executions:
+        # The locked run itself, not a copy joined into every row: one read per step, however many tasks.
+        te.run, te.pipeline = run, run.pipeline
     _apply_global_timeout(run, now)
     if run.cancel_requested is not None:
         to_drive = _cancel_tasks(run, task_executions, now)
     else:
         to_drive = _release_ready_tasks(run, task_executions)
-    task_executions = list(run.task_executions.select_related("run", "pipeline").order_by("id"))
+    # The list is what this step read under the run's lock plus what it changed itself (complete_task and the
+    # release update the instances). A task that completes after the read sends its own advance_run, which waits
+    # for this lock and sees it: nothing is decided on a stale state.
     if task_executions and all(te.state == TaskExecutionState.COMPLETE for te in task_executions):
         finish_run(run, task_executions)
         return []

@@ -47,7 +47,7 @@ def complete_task(
     lease: Lease | None = None,
 ) -> bool:
     """Mark ``te`` complete (once); with ``lease``, only while that lease is still held. Returns whether this call
-    recorded the outcome."""
+    recorded the outcome; when it did, ``te`` holds the recorded fields too."""
     queryset = TaskExecution.objects.filter(pk=te.pk).exclude(state=TaskExecutionState.COMPLETE)
     if lease is not None:
         queryset = queryset.filter(lease.mine())
@@ -66,9 +66,17 @@ def complete_task(
     with transaction.atomic():
         if queryset.update(**fields) != 1:
             return False
+        for name, value in fields.items():
+            setattr(te, name, value)
         events.publish(EventKind.COMPLETED_TASK_EXECUTION, te_details(te, status=status), **run_scope(te.run))
         note(te.run, "task_completed", f"{status}" + (f" ({reason}): {description}" if reason else ""), te.task_slug)
-        send_after_commit(task_execution_finished, task_execution_pk=te.pk, run_pk=te.run_id)
+        send_after_commit(
+            task_execution_finished,
+            task_execution_pk=te.pk,
+            run_pk=te.run_id,
+            pipeline_pk=te.pipeline_id,
+            task_execution=te,
+        )
     return True
 
 

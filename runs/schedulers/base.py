@@ -29,6 +29,8 @@ LABEL_PIPELINE = "dev.gofer.pipeline"
 LABEL_RUN = "dev.gofer.run"
 LABEL_TASK = "dev.gofer.task"
 LABEL_TASK_EXECUTION = "dev.gofer.task_execution"
+# The image as the task names it (the container is created from the image's id, which is all ``docker ps`` shows).
+LABEL_IMAGE = "dev.gofer.image"
 # Which Gofer installation started the container (access.SystemPreferences.installation_id): only its own are
 # adopted and pruned, so two installations on one engine never take or delete each other's containers.
 LABEL_INSTALLATION = "dev.gofer.installation"

@@ -42,6 +42,7 @@ from docker.types import LogConfig
 from docker.utils import parse_repository_tag
 
 from runs.schedulers.base import (
+    LABEL_IMAGE,
     LABEL_MANAGED,
     LABEL_TASK_EXECUTION,
     WRITABLE_PATHS,
@@ -446,6 +447,17 @@ class _DockerExecSession(ExecSession):
         self._pump.join(timeout=2)
 
 
+def _digest_of(image: dict[str, Any], requested: str) -> str:
+    """What ran, from the image's attributes: its registry digest (``repo@sha256:...``) for the repository asked for
+    when it has one, else another of its digests, else its local id."""
+    digests = image.get("RepoDigests") or []
+    repository = parse_repository_tag(requested)[0]
+    for digest in digests:
+        if digest.split("@", 1)[0] == repository:
+            return digest
+    return digests[0] if digests else image["Id"]
+
+
 class DockerScheduler(Scheduler):
     """Containers on a Docker engine (``DOCKER_HOST``, or the local socket). Safe to share between threads."""
 
@@ -485,11 +497,10 @@ class DockerScheduler(Scheduler):
         missing executable, say); the container then stays, in the "created" state, for ``find`` and ``remove``."""
         with _engine_errors(f"starting {spec.name}"):
             client = self._client()
-            existing = self._inspect_named(client, spec.name)
-            if existing is not None:
-                return self._adopt(client, existing, spec)
-            self._ensure_image(client, spec)
-            labels = {**spec.labels, LABEL_MANAGED: "true"}
+            # No look for an existing container first: creating one under a name that exists is a 409, which
+            # adopts it below (a worker that died after its create, or another worker that was faster).
+            image = self._ensure_image(client, spec)
+            labels = {**spec.labels, LABEL_MANAGED: "true", LABEL_IMAGE: spec.image}
             hardening = spec.hardening
             network_mode = settings.GOFER_DOCKER_NETWORK_MODE
             # An extension's service: its port published on GOFER_EXTENSION_HOST, where Gofer calls it.
@@ -507,7 +518,9 @@ class DockerScheduler(Scheduler):
             )
             try:
                 created = client.api.create_container(
-                    image=spec.image,
+                    # The image by the id just inspected, not by its name: what runs is exactly the image whose
+                    # digest is recorded, even if a concurrent pull moves the tag in between.
+                    image=image["Id"],
                     name=spec.name,
                     command=spec.command,
                     entrypoint=spec.entrypoint,
@@ -535,7 +548,7 @@ class DockerScheduler(Scheduler):
                 return self._adopt(client, existing, spec)
             handle = created["Id"]
             self._start_container(client, handle, spec.name)
-            return Started(handle=handle, image_digest=self._digest(client, handle, spec.image))
+            return Started(handle=handle, image_digest=_digest_of(image, spec.image))
 
     def _adopt(self, client: docker.DockerClient, attrs: dict[str, Any], spec: ContainerSpec) -> Started:
         check_adoptable(spec, (attrs.get("Config") or {}).get("Labels"))
@@ -564,14 +577,16 @@ class DockerScheduler(Scheduler):
                 raise
             raise SchedulerError(f"container {name} could not start: {exc.explanation or exc}", permanent=True) from exc
 
-    def _ensure_image(self, client: docker.DockerClient, spec: ContainerSpec) -> None:
+    def _ensure_image(self, client: docker.DockerClient, spec: ContainerSpec) -> dict[str, Any]:
+        """The image ``spec`` names, pulled first when it is missing or ``always_pull`` says so: its attributes
+        (``docker image inspect``)."""
         try:
-            client.api.inspect_image(spec.image)
-            present = True
+            attrs = client.api.inspect_image(spec.image)
         except docker.errors.ImageNotFound:
-            present = False
+            attrs = None
+        present = attrs is not None
         if present and not spec.always_pull:
-            return
+            return attrs
         check_pull_allowed(spec)
         repository, tag = parse_repository_tag(spec.image)
         # Without credentials of its own a task pulls anonymously: an empty auth config, never None, because with
@@ -596,23 +611,18 @@ class DockerScheduler(Scheduler):
                 raise NoSuchImage(f"always_pull is set for {spec.image!r} and pulling it failed: {why}")
             raise NoSuchImage(f"image {spec.image!r} is not on this Docker host and could not be pulled: {why}")
         try:
-            client.api.inspect_image(spec.image)
+            return client.api.inspect_image(spec.image)
         except docker.errors.ImageNotFound as exc:
             raise NoSuchImage(f"pulling {spec.image!r} ended without the image") from exc
 
     def _digest(self, client: docker.DockerClient, handle: str, requested: str) -> str:
-        """What ran: the image's registry digest (``repo@sha256:...``) when it has one, else its local id."""
+        """What an adopted container runs: its image's digest (see ``_digest_of``)."""
         image_id = client.api.inspect_container(handle)["Image"]
         try:
             image = client.api.inspect_image(image_id)
         except docker.errors.ImageNotFound:
             return image_id  # deleted since: the id is still the truth
-        digests = image.get("RepoDigests") or []
-        repository = parse_repository_tag(requested)[0]
-        for digest in digests:
-            if digest.split("@", 1)[0] == repository:
-                return digest
-        return digests[0] if digests else image["Id"]
+        return _digest_of(image, requested)
 
     # --- inspection --------------------------------------------------------------------------------------------
 

@@ -84,3 +84,28 @@ async def test_an_event_no_push_announced_still_arrives_within_a_few_seconds(adm
         assert time.monotonic() - written < 3
     finally:
         await communicator.disconnect()
+
+
+async def test_a_process_with_no_listener_on_the_in_memory_layer_sends_it_nothing(monkeypatch, settings):
+    """A worker process (no websocket in it) publishing on the embedded default's in-process layer: a send would
+    reach nobody, and costs an event loop round trip per event on the engine's path."""
+    from channels.layers import InMemoryChannelLayer, channel_layers
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    layer = channel_layers["default"]
+    assert isinstance(layer, InMemoryChannelLayer)
+    sent: list[dict] = []
+    real_send = layer.group_send
+
+    async def recording(group, message):
+        sent.append(message)
+        await real_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", recording)
+    await database_sync_to_async(events.publish)("created_namespace", {"namespace_id": "nobody-listens"})
+    assert sent == []
+    await layer.group_add(events.EVENTS_GROUP, "a-listener")  # now someone in this process listens
+    await database_sync_to_async(events.publish)("created_namespace", {"namespace_id": "heard"})
+    assert [message["type"] for message in sent] == ["events.new"]
+    channel_layers.backends.clear()

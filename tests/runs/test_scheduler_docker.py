@@ -218,6 +218,35 @@ def test_image_digest_is_the_image_id_that_ran_when_the_image_has_no_registry_di
 
 
 @pytest.mark.docker
+def test_the_container_runs_the_image_whose_digest_is_recorded_even_when_its_tag_moves(
+    scheduler, names, busybox_image, docker_client, monkeypatch
+):
+    tag = f"gofer-test/moving:{uuid.uuid4().hex[:8]}"
+    docker_client.images.get(busybox_image).tag(tag)
+    first = docker_client.images.get(tag).id
+    build_image(docker_client, tag, 'FROM ' + busybox_image + '\nLABEL moved="yes"\n')  # the tag's next image
+    moved = docker_client.images.get(tag).id
+    assert moved != first
+    docker_client.images.get(first).tag(tag)  # back to the first one for the check
+    real_create = scheduler._client().api.create_container
+
+    def create_after_a_concurrent_pull(**kwargs):
+        # A pull on the same host moves the tag between Gofer's look at the image and its create.
+        docker_client.images.get(moved).tag(tag)
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(scheduler._client().api, "create_container", create_after_a_concurrent_pull)
+    try:
+        started = scheduler.start(spec(names(), tag, "true"))
+        attrs = docker_client.api.inspect_container(started.handle)
+        assert attrs["Image"] == first == started.image_digest  # what ran is what is recorded
+        assert attrs["Config"]["Labels"]["dev.gofer.image"] == tag  # the name as the task gave it
+    finally:
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(tag, force=True)
+
+
+@pytest.mark.docker
 def test_a_missing_image_that_cannot_be_pulled_raises_no_such_image_quickly(scheduler, names, docker_client):
     name = names()
     began = time.monotonic()
