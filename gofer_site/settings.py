@@ -313,7 +313,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     # A table in the database (created by a migration), so that rate limits and stream caps hold across server
     # processes without Redis; kernel/cache.py makes its counters atomic.
-    # Culling (a third of the rows past MAX_ENTRIES) would reset live counters: room for many callers first.
+    # Past MAX_ENTRIES only expired rows are deleted; a table full of live counters refuses new ones (kernel/cache.py).
     CACHES = {
         "default": {
             "BACKEND": "kernel.cache.DatabaseCache",
@@ -663,5 +663,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django-q": {"level": env("GOFER_QUEUE_LOG_LEVEL", "WARNING").upper()},
+        # Whatever GOFER_LOG_LEVEL says: at DEBUG urllib3 logs each request's path, and a Slack webhook's path is
+        # its credential (so can a query string be); requests logs through urllib3 and its own logger.
+        "urllib3": {"level": "WARNING"},
+        "requests": {"level": "WARNING"},
     },
 }

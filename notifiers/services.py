@@ -354,6 +354,7 @@ def deliver(notice_pk: int, now: dt.datetime | None = None) -> Delivery | None:
         if subscription.status == SubscriptionStatus.DISABLED or not subscription.extension.enabled:
             raise DeliveryError("not sent: the subscription or its extension is disabled", retryable=False)
         context, secrets = _context(notice, kind)
+        kind.permit(context)
         sent = kind.send(context)
     except DeliveryError as exc:
         error = exc

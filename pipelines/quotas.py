@@ -177,17 +177,21 @@ def check(
 
 
 def check_ceiling(quotas: NamespaceQuotas, name: str, value: int, *, field: str) -> None:
-    """Refuse (403) a single value over a ceiling quota (``task_timeout``: one task's timeout)."""
+    """Refuse (403) a single value over a ceiling quota (``tasks_per_pipeline``: one config's tasks;
+    ``task_timeout``: one task's timeout). The message says the value asked and the namespace's current use of the
+    quota (what GET .../quotas shows: the largest value in the pipelines' latest configs), and the error's ``used``
+    is that use, not the value asked."""
     limit = getattr(quotas, name)
     if limit is None or value <= limit:
         return
     quota = BY_NAME[name]
+    current = used(quotas.namespace_id, name)
     raise QuotaExceeded(
-        f"{field}: {value} {quota.unit} is over namespace {quotas.namespace_id}'s quota {name} ({quota.description}): "
-        f"limit {limit} {quota.unit}, {value} asked",
+        f"{field}: {value} {quota.unit} asked is over namespace {quotas.namespace_id}'s quota {name} "
+        f"({quota.description}): limit {limit} {quota.unit}, {current} used (the most in a pipeline's latest config)",
         quota=name,
         limit=limit,
-        used=value,
+        used=current,
         field=field,
     )
 

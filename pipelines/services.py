@@ -241,9 +241,8 @@ def _within_quotas(namespace: Namespace, pipeline_slug: str, spec: ConfigSpec, r
     if not Pipeline.objects.filter(namespace=namespace, slug=pipeline_slug).exists():
         count = Pipeline.objects.filter(namespace=namespace).count()
         quotas.check(limits, "pipelines", count, field="pipeline_id", what=f"a new pipeline {pipeline_slug}")
-    quotas.check(
-        limits, "tasks_per_pipeline", 0, adding=len(spec.tasks), field="config.tasks", what=f"{len(spec.tasks)} tasks"
-    )
+    # A ceiling on each config, not a count that grows: the error says the tasks asked and the current use.
+    quotas.check_ceiling(limits, "tasks_per_pipeline", len(spec.tasks), field="config.tasks")
     if limits.task_timeout is None:
         return spec
     raw_tasks = raw_config.get("tasks") or []

@@ -8,6 +8,12 @@ an installation token (``POST /app/installations/{id}/access_tokens``), kept in 
 expires and never stored. The repository is the subscription's ``repository`` or the run's
 ``GOFER_EXTENSION_GITHUB_REPOSITORY``; the commit the run's ``GOFER_EXTENSION_GITHUB_HEAD_COMMIT_ID`` or the variable
 ``commit_variable`` names (both set by the github trigger).
+
+The credentials are the operator's, so the install settings bound who uses them and where: ``namespaces`` (globs of
+the namespaces that may subscribe) and ``repositories`` (owner/name globs the statuses may go to; ``{namespace}``
+stands for the subscribing namespace's id, so ``acme/{namespace}-*`` gives each team its own repositories). Both
+default to everything in normal mode and to nothing in sandbox mode. The repository is checked when subscribing (the
+``repository`` setting) and again before every attempt, since a run variable can name another one.
 """
 
 from __future__ import annotations
@@ -28,7 +34,15 @@ from django.utils import timezone
 from kernel.errors import ValidationFailed
 from notifiers import outbound
 from notifiers.choices import NoticeKind, Rule
-from notifiers.kinds.base import ALLOWED_HOSTS, Context, NotifierKind
+from notifiers.kinds.base import (
+    ALLOWED_HOSTS,
+    NAMESPACES,
+    Context,
+    NotifierKind,
+    allowlist,
+    check_patterns,
+    matches,
+)
 from notifiers.models import Notice
 from notifiers.payload import headline
 from triggers.builtins.base import Param, settings_error
@@ -127,7 +141,15 @@ class GitHubNotifier(NotifierKind):
             "api_url", False, "GitHub's API (GitHub Enterprise: https://host/api/v3).", default="https://api.github.com"
         ),
         ALLOWED_HOSTS,
+        NAMESPACES,
+        Param(
+            "repositories",
+            False,
+            "Comma-separated owner/name globs statuses may be set on ({namespace}: the subscribing namespace's id, "
+            "as in acme/{namespace}-*). Empty: any repository, except in sandbox mode, where it is none.",
+        ),
     )
+    operator_credentials = True
     own_subscription_params = (
         Param("repository", False, f"owner/name; default: the run's {REPOSITORY_VARIABLE}."),
         Param("commit_variable", False, f"The run variable holding the commit; default {COMMIT_VARIABLE}."),
@@ -135,6 +157,7 @@ class GitHubNotifier(NotifierKind):
     )
 
     def validate_own_config(self, settings: dict[str, str]) -> dict[str, str]:
+        settings = check_patterns(settings, "repositories", "-_./{}")
         settings["api_url"] = outbound.check_url(
             settings.get("api_url") or "https://api.github.com", self.policy(settings), "api_url"
         )
@@ -166,12 +189,44 @@ class GitHubNotifier(NotifierKind):
             raise settings_error("commit_variable", "must be a variable name")
         return settings
 
+    def validate_for_pipeline(self, settings: dict[str, str], config: dict[str, str], pipeline: Any) -> dict[str, str]:
+        settings = super().validate_for_pipeline(settings, config, pipeline)
+        repository = (settings.get("repository") or "").strip()
+        if repository and not self.repository_allowed(config, repository, pipeline.namespace_id):
+            raise settings_error("repository", self.refusal(repository, pipeline.namespace_id))
+        return settings
+
+    @staticmethod
+    def repository_allowed(config: dict[str, str], repository: str, namespace_id: str) -> bool:
+        """Whether the install setting ``repositories`` lets ``namespace_id`` set statuses on ``repository``."""
+        globs = [glob.replace("{namespace}", namespace_id) for glob in allowlist(config, "repositories")]
+        return matches(repository, globs)
+
+    def refusal(self, repository: str, namespace_id: str) -> str:
+        return (
+            f"{repository!r:.210} is not in {self.id}'s install setting repositories for namespace {namespace_id}; "
+            "an admin lists it with POST /api/extensions?force=true"
+        )
+
+    def permit(self, context: Context) -> None:
+        super().permit(context)
+        repository = self._repository(context)
+        namespace_id = context.subscription.namespace_id
+        if _REPOSITORY.fullmatch(repository) and not self.repository_allowed(context.config, repository, namespace_id):
+            raise outbound.DeliveryError(f"not sent: {self.refusal(repository, namespace_id)}", retryable=False)
+
     def starts(self, settings: dict[str, str], config: dict[str, str]) -> bool:
         return settings.get("when") == Rule.RUN_FINISHED
 
+    @staticmethod
+    def _repository(context: Context) -> str:
+        """The subscription's ``repository``, else the run's GOFER_EXTENSION_GITHUB_REPOSITORY (which whoever
+        starts the run may set: hence ``permit`` checks it before every attempt)."""
+        return (context.settings.get("repository") or "").strip() or _variable(context.run, REPOSITORY_VARIABLE)
+
     def _target(self, context: Context) -> tuple[str, str]:
         run, settings = context.run, context.settings
-        repository = (settings.get("repository") or "").strip() or _variable(run, REPOSITORY_VARIABLE)
+        repository = self._repository(context)
         variable = (settings.get("commit_variable") or "").strip() or COMMIT_VARIABLE
         sha = _variable(run, variable)
         if not _REPOSITORY.fullmatch(repository):

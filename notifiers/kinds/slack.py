@@ -1,6 +1,10 @@
 """``notify-slack``: Slack's ``text`` (the fallback) and ``blocks`` message, through the incoming webhook the
 install setting ``webhook_url`` names, or with a bot ``token`` through ``chat.postMessage`` to ``channel``.
-A 429's ``Retry-After`` is honoured (Slack allows about one message a second per webhook)."""
+A 429's ``Retry-After`` is honoured (Slack allows about one message a second per webhook).
+
+The webhook or token is the operator's: the install setting ``namespaces`` lists who may subscribe, and with a bot
+token ``channels`` the channels it may post to (the bot can post wherever it was invited). Both default to everything
+in normal mode and to nothing in sandbox mode."""
 
 from __future__ import annotations
 
@@ -9,7 +13,15 @@ from urllib.parse import urlsplit
 
 from kernel.errors import ValidationFailed
 from notifiers import outbound
-from notifiers.kinds.base import ALLOWED_HOSTS, Context, NotifierKind
+from notifiers.kinds.base import (
+    ALLOWED_HOSTS,
+    NAMESPACES,
+    Context,
+    NotifierKind,
+    allowlist,
+    check_patterns,
+    matches,
+)
 from notifiers.payload import duration_text, headline
 from triggers.builtins.base import Param, settings_error
 
@@ -57,12 +69,21 @@ class SlackNotifier(NotifierKind):
         Param("token", False, "A bot token (xoxb-...) for chat.postMessage, instead of a webhook.", sensitive=True),
         Param("api_url", False, "Slack's Web API (for the token).", default="https://slack.com/api"),
         ALLOWED_HOSTS,
+        NAMESPACES,
+        Param(
+            "channels",
+            False,
+            "With a bot token: comma-separated channel names or ids (or globs: #builds-*) subscriptions may post to. "
+            "Empty: any channel, except in sandbox mode, where it is none.",
+        ),
     )
+    operator_credentials = True
     own_subscription_params = (
         Param("channel", False, "The channel (required with a bot token; with a webhook, the webhook's own)."),
     )
 
     def validate_own_config(self, settings: dict[str, str]) -> dict[str, str]:
+        settings = check_patterns(settings, "channels", "#-_.")
         policy = self.policy(settings)
         for key in ("webhook_url", "api_url"):
             if settings.get(key):
@@ -79,6 +100,33 @@ class SlackNotifier(NotifierKind):
         if config.get("token") and not config.get("webhook_url") and not settings.get("channel", "").strip():
             raise settings_error("channel", "is required: this installation posts with a bot token")
         return settings
+
+    def validate_for_pipeline(self, settings: dict[str, str], config: dict[str, str], pipeline: Any) -> dict[str, str]:
+        settings = super().validate_for_pipeline(settings, config, pipeline)
+        channel = settings.get("channel", "").strip()
+        if not self.channel_allowed(config, channel):
+            raise settings_error("channel", self.refusal(channel))
+        return settings
+
+    @staticmethod
+    def channel_allowed(config: dict[str, str], channel: str) -> bool:
+        """Whether the bot token may post to ``channel`` (install setting ``channels``). Through the incoming
+        webhook the channel is the webhook's own: nothing to check."""
+        if config.get("webhook_url") or not config.get("token"):
+            return True
+        return matches(channel, allowlist(config, "channels"))
+
+    def refusal(self, channel: str) -> str:
+        return (
+            f"{channel!r:.100} is not in {self.id}'s install setting channels; an admin lists it with "
+            "POST /api/extensions?force=true"
+        )
+
+    def permit(self, context: Context) -> None:
+        super().permit(context)
+        channel = context.settings.get("channel", "").strip()
+        if not self.channel_allowed(context.config, channel):
+            raise outbound.DeliveryError(f"not sent: {self.refusal(channel)}", retryable=False)
 
     def secrets(self, context: Context) -> list[str]:
         values = super().secrets(context)

@@ -149,8 +149,24 @@ def test_a_config_with_more_tasks_than_the_quota_is_refused(alice, namespaces):
 
     response = alice.post(CONFIGS.format("build"), {"config": simple_config("build")})
 
-    assert_quota_error(response, 403, "tasks_per_pipeline", 1, 0, field="config.tasks")
+    body = assert_quota_error(response, 403, "tasks_per_pipeline", 1, 0, field="config.tasks")
+    assert "2 tasks asked" in body["message"] and "0 used" in body["message"]
     assert not Pipeline.objects.filter(slug="build").exists() and not PipelineConfig.objects.exists()
+
+
+def test_the_tasks_refusal_says_the_tasks_asked_and_the_namespaces_true_use(alice, namespaces):
+    deployed_pipeline("team-a", "small")  # two tasks: the namespace's use of tasks_per_pipeline is 2
+    set_quotas(tasks_per_pipeline=2)
+    config = simple_config("build")
+    config["tasks"].append({**config["tasks"][0], "id": "third", "depends_on": {}})
+
+    response = alice.post(CONFIGS.format("build"), {"config": config})
+
+    body = assert_quota_error(response, 403, "tasks_per_pipeline", 2, 2, field="config.tasks")
+    assert body["message"] == (
+        "config.tasks: 3 tasks asked is over namespace team-a's quota tasks_per_pipeline (tasks in one config "
+        "version): limit 2 tasks, 2 used (the most in a pipeline's latest config)"
+    )
 
 
 def test_a_task_timeout_above_the_quota_is_refused_and_a_task_without_one_gets_the_quota(alice, namespaces):
@@ -160,7 +176,12 @@ def test_a_task_timeout_above_the_quota_is_refused_and_a_task_without_one_gets_t
 
     refused = alice.post(CONFIGS.format("build"), {"config": config})
 
-    assert_quota_error(refused, 403, "task_timeout", 600, 900, field="config.tasks[1].timeout")
+    body = assert_quota_error(refused, 403, "task_timeout", 600, 0, field="config.tasks[1].timeout")
+    # The error's used is the namespace's use (no config yet), and 900 is said to be what was asked.
+    assert body["message"] == (
+        "config.tasks[1].timeout: 900 seconds asked is over namespace team-a's quota task_timeout (the longest task "
+        "timeout; tasks that set none get this): limit 600 seconds, 0 used (the most in a pipeline's latest config)"
+    )
     assert not PipelineConfig.objects.exists()
     config["tasks"][1]["timeout"] = 300
     accepted = alice.post(CONFIGS.format("build"), {"config": config})

@@ -35,6 +35,9 @@ def test_occurrences_follow_the_expression_in_its_time_zone(expression, timezone
         ({"expression": "* * *"}, "settings.expression"),
         ({"expression": "0 0 1 1 * 2020"}, "settings.expression"),  # never again
         ({"expression": "0 * * * *", "timezone": "Mars/Olympus"}, "settings.timezone"),
+        ({"expression": "99999999999 * * * *"}, "settings.expression"),
+        ({"expression": "0 0 * * * 99999999999"}, "settings.expression"),
+        ({"expression": "0-99999999999 * * * *"}, "settings.expression"),
         ({}, "settings.expression"),
     ],
 )
