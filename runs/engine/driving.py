@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 MAX_START_ATTEMPTS = 10
 MAX_DRIVE_ERRORS = 5
 LOG_FOLLOW_SECONDS = 1.0
+# A start taken from the queue watches this long before handing back: most short tasks exit inside it (one message
+# instead of two), and a worker is held at most this long from the next start waiting in the queue.
+QUEUED_FIRST_ROUND_SECONDS = 0.25
 
 
 def container_name(te: TaskExecution, installation: str) -> str:
@@ -138,14 +141,15 @@ def _drive(te_pk: int, removals: list[threading.Thread], *, continued: bool) -> 
         te = TaskExecution.objects.select_related("run", "run__pipeline", "pipeline").get(pk=te_pk)
         if te.state == TaskExecutionState.PROCESSING:
             done = _start(te, lease)
-            if not done and continued:
-                # The only ready task of its run, taken by the worker that readied it: watch one round
-                # (LOG_FOLLOW_SECONDS) before handing back, so a short task ends inside it with no queue round trip
-                # between its start and its exit. A start from the queue hands back at once instead, so that its
-                # siblings waiting for a worker start without waiting for this one's first round.
+            if not done:
+                # Watch a first round before handing back, so that a short task ends inside it with no queue round
+                # trip between its start and its exit. The only ready task of its run, taken by the worker that
+                # readied it, watches LOG_FOLLOW_SECONDS; a start from the queue only QUEUED_FIRST_ROUND_SECONDS,
+                # so that starts waiting for a worker (its siblings, other runs') wait little for this one.
                 te = TaskExecution.objects.select_related("run", "run__pipeline", "pipeline").get(pk=te_pk)
                 if te.state == TaskExecutionState.RUNNING:
-                    done = _watch(te, engine_of(te), lease, slice_seconds=LOG_FOLLOW_SECONDS)
+                    first_round = LOG_FOLLOW_SECONDS if continued else QUEUED_FIRST_ROUND_SECONDS
+                    done = _watch(te, engine_of(te), lease, slice_seconds=first_round)
         elif te.state == TaskExecutionState.RUNNING:
             done = _watch(te, engine_of(te), lease)
     except LeaseLost:

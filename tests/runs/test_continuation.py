@@ -85,3 +85,33 @@ def test_a_continuation_leaves_a_task_another_worker_holds_alone_and_the_reconci
     engine.drain(until=lambda: Run.objects.get(pk=run.pk).state == "complete", timeout=60, reconcile_every=0.5)
     assert Run.objects.get(pk=run.pk).status == "successful"
     assert [task for task, _, _ in starts] == ["only"]
+
+
+def test_siblings_started_from_the_queue_end_inside_their_first_round_with_one_message_each(engine, monkeypatch):
+    # Long enough a first round that "it exited inside it" does not depend on the machine's speed.
+    monkeypatch.setattr(driving, "QUEUED_FIRST_ROUND_SECONDS", 30)
+    pipeline = pipeline_with([sh(name, engine.image, f"echo {name}") for name in "abc"], pipeline_id="fan")
+    run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
+    engine.drain(until=lambda: Run.objects.get(pk=run.pk).state == "complete", timeout=90)
+    assert Run.objects.get(pk=run.pk).status == "successful"
+    drives = [args for func, args in engine.executed if func == "runs.tasks.drive_task_execution"]
+    # Three ready at once: each queued (idle workers start them side by side), and none handed back afterwards.
+    assert sorted(drives) == sorted((te.pk,) for te in tasks_of(run).values())
+
+
+def test_a_long_task_started_from_the_queue_hands_its_worker_back_after_the_first_round(engine, monkeypatch):
+    monkeypatch.setattr(driving, "QUEUED_FIRST_ROUND_SECONDS", 0.2)
+    pipeline = pipeline_with(
+        [sh("long", engine.image, "sleep 20"), sh("short", engine.image, "true")], pipeline_id="mixed"
+    )
+    run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
+
+    def handed_back() -> bool:
+        long_te = TaskExecution.objects.filter(run=run, task_slug="long").first()
+        return long_te is not None and sum(1 for _, args in engine.executed if args == (long_te.pk,)) >= 2
+
+    engine.drain(until=handed_back, timeout=60)
+    # The long task's first message ended while it still ran: its worker was free for other work.
+    assert TaskExecution.objects.get(run=run, task_slug="long").state == "running"
+    runs.cancel_run(SYSTEM_PRINCIPAL, Run.objects.get(pk=run.pk))
+    engine.drain(until=lambda: Run.objects.get(pk=run.pk).state == "complete", timeout=60)
