@@ -11,8 +11,10 @@ def on_run_finished(sender: Any, run_pk: int, **kwargs: Any) -> None:
     services.evaluate_run(run_pk)
 
 
-def on_task_execution_finished(sender: Any, task_execution_pk: int, **kwargs: Any) -> None:
-    services.evaluate_task_execution(task_execution_pk)
+def on_task_execution_finished(
+    sender: Any, task_execution_pk: int, pipeline_pk: int | None = None, **kwargs: Any
+) -> None:
+    services.evaluate_task_execution(task_execution_pk, pipeline_pk)
 
 
 def on_run_admitted(sender: Any, run: Any, **kwargs: Any) -> None:

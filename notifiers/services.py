@@ -211,8 +211,11 @@ def evaluate_run(run_pk: int) -> list[Notice]:
     return recorded
 
 
-def evaluate_task_execution(task_execution_pk: int) -> list[Notice]:
-    """The task rules of the pipeline, on a task execution that just completed."""
+def evaluate_task_execution(task_execution_pk: int, pipeline_pk: int | None = None) -> list[Notice]:
+    """The task rules of the pipeline, on a task execution that just completed. With ``pipeline_pk`` (the
+    signal's), a pipeline without task-rule subscriptions costs one query and nothing is loaded."""
+    if pipeline_pk is not None and not notifier_subscriptions(pipeline_pk, TASK_RULES).exists():
+        return []
     te = (
         TaskExecution.objects.select_related("run", "run__pipeline")
         .filter(pk=task_execution_pk, state=TaskExecutionState.COMPLETE)

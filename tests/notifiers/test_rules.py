@@ -165,3 +165,16 @@ def test_runs_that_finished_before_the_subscription_are_not_notified(pipeline, w
     assert notices(every) == []
     history(pipeline, F)
     assert notices(every) == [(2, "triggered")]
+
+
+def test_a_task_completing_on_a_pipeline_without_task_rules_costs_one_query(
+    pipeline, webhook_kind, django_assert_num_queries
+):
+    subscribe(pipeline, "notify-webhook", "runs", when="run_failed", url=URL)  # a run rule only
+    run = finished_run(pipeline, "failed", tasks={"compile": "failed"})
+    te = run.task_executions.get(task_slug="compile")
+    with django_assert_num_queries(1):
+        assert notifiers.evaluate_task_execution(te.pk, pipeline.pk) == []
+    # The same task under a task rule is decided (the fast path skips only what cannot match).
+    subscribe(pipeline, "notify-webhook", "compile-failed", when="task_failed", task="compile", url=URL)
+    assert len(notifiers.evaluate_task_execution(te.pk, pipeline.pk)) == 1
