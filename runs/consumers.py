@@ -5,6 +5,9 @@ file as the worker appends to it, until the end marker. Replay and live are one 
 is no gap and no duplicate between them, and it works whichever process or machine the worker runs on (as long as
 it writes to the same GOFER_LOG_DIR). ``format=raw`` (the default, what Gofer's CLI expects) sends each line's text;
 ``format=json`` sends ``{"line", "time", "stream", "text"}`` objects and a final ``{"eof": true, "exit_code"}``.
+One line per frame by default (as Gofer v0); ``batch=true`` packs the lines read at once into frames of up to about
+64 KiB, separated by ``\n`` (log lines never contain one), for clients that read fast. The worker's appends wake
+the consumer (runs/log_wakeups.py); POLL_SECONDS is the fallback when no wake-up comes.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from kernel.api.views import rule
 from kernel.api.websockets import GoferWebsocketConsumer, query_params
 from kernel.choices import Action, Resource
 from kernel.errors import Forbidden, GoferError
-from runs import logs, services
+from runs import log_wakeups, logs, services
 from runs.models import TaskExecution
 
 logger = logging.getLogger(__name__)
 
+# How often a follower looks at its file when no wake-up came (a writer on another machine, a lost wake-up).
 POLL_SECONDS = 0.1
 
 
@@ -36,7 +40,7 @@ def _task_execution(consumer: GoferWebsocketConsumer) -> TaskExecution:
 
 
 class TaskLogsConsumer(GoferWebsocketConsumer):
-    """``GET (websocket) .../runs/{run_id}/tasks/{task_id}/logs?offset=N&format=raw|json``."""
+    """``GET (websocket) .../runs/{run_id}/tasks/{task_id}/logs?offset=N&format=raw|json&batch=false|true``."""
 
     rule = rule(Action.READ, Resource.RUNS, Resource.TASK_EXECUTIONS)
 
@@ -44,6 +48,7 @@ class TaskLogsConsumer(GoferWebsocketConsumer):
         try:
             self.fmt = logs.parse_format(query_params(self.scope).get("format"))
             self.offset = self.int_param("offset", 0)
+            self.batch = self.bool_param("batch", False)
             self.te = await database_sync_to_async(_task_execution)(self)
             await database_sync_to_async(services.check_logs_readable)(self.te)
         except GoferError as error:
@@ -53,24 +58,27 @@ class TaskLogsConsumer(GoferWebsocketConsumer):
 
     async def _stream(self) -> None:
         follower = logs.LogFollower(logs.path_for(self.te), start_line=self.offset)
+        read = sync_to_async(follower.frames, thread_sensitive=False)
         try:
-            while True:
-                for record in await sync_to_async(follower.poll, thread_sensitive=False)():
-                    frame = logs.frame(record, self.fmt)
-                    if frame is not None:
+            # Subscribed before the first read: an append made while reading wakes the next wait at once.
+            with log_wakeups.subscribe(follower.path) as wakeups:
+                while True:
+                    for frame in await read(self.fmt, self.batch):
                         await self.send(text_data=frame)
-                if follower.finished:
-                    await self.close(code=1000)
-                    return
-                if not await sync_to_async(follower.path.exists, thread_sensitive=False)():
-                    # No file yet: the task has not started, or it ended without logs (removed, or never started).
-                    te = await database_sync_to_async(TaskExecution.objects.get)(pk=self.te.pk)
-                    try:
-                        await database_sync_to_async(services.check_logs_readable)(te)
-                    except GoferError as error:
-                        await self.fail(error)
+                    if follower.finished:
+                        await self.close(code=1000)
                         return
-                await asyncio.sleep(POLL_SECONDS)
+                    if not follower.caught_up:
+                        continue  # more is stored already: read on
+                    if follower.missing:
+                        # No file yet: the task has not started, or it ended without logs (removed, never started).
+                        te = await database_sync_to_async(TaskExecution.objects.get)(pk=self.te.pk)
+                        try:
+                            await database_sync_to_async(services.check_logs_readable)(te)
+                        except GoferError as error:
+                            await self.fail(error)
+                            return
+                    await wakeups.wait_async(POLL_SECONDS)
         except asyncio.CancelledError:
             raise
         except Exception:

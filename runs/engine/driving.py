@@ -409,12 +409,10 @@ def _stop_if_needed(te: TaskExecution, scheduler: Scheduler, lease: Lease) -> Ta
 
 
 class _Pump:
-    """Moves lines from the engine to the log file in bounded batches, renewing the lease as it goes and noticing a
-    cancellation while it drains (a task that printed gigabytes before it exited must not hold its worker, nor ignore
-    a cancel, for as long as reading them takes)."""
-
-    BATCH_LINES = 2000
-    BATCH_BYTES = 1024 * 1024
+    """Moves lines from the engine to the log file, one write and one fsync per batch the engine had ready (Docker:
+    per read of its stream, so a line is stored as soon as it arrives, and a fast container's lines thousands at a
+    time), renewing the lease as it goes and noticing a cancellation while it drains (a task that printed gigabytes
+    before it exited must not hold its worker, nor ignore a cancel, for as long as reading them takes)."""
 
     def __init__(self, te: TaskExecution, writer: logs.LogWriter, mask: masking.Mask | None, lease: Lease) -> None:
         self.te = te
@@ -431,26 +429,21 @@ class _Pump:
             self.renewed = time.monotonic()
             self.cancelled = TaskExecution.objects.filter(pk=self.te.pk, cancel_requested__isnull=False).exists()
 
-    def pump(self, lines: Any) -> None:
-        """Store ``lines`` (an engine's iterator) until it ends or the task is found cancelled. A single huge line
-        is read under the lease's heartbeat, so no read outlives the lease."""
-        batch: list[Any] = []
-        size = 0
+    def pump(self, batches: Any) -> None:
+        """Store ``batches`` (an engine's ``log_batches`` iterator) until it ends or the task is found cancelled. A
+        single huge line is read under the lease's heartbeat, so no read outlives the lease."""
         with self.lease.kept():
-            for line in lines:
-                batch.append(line)
-                size += len(line.text)
-                if len(batch) >= self.BATCH_LINES or size >= self.BATCH_BYTES:
-                    self.writer.append(batch, self.mask)
-                    batch, size = [], 0
+            try:
+                for batch in batches:
+                    self.writer.append_batch(batch, self.mask)
                     self._checkpoint()
                     if self.cancelled:
                         break
-            # Stopping early must release the engine's stream now, not when the generator is collected.
-            close = getattr(lines, "close", None)
-            if close is not None:
-                close()
-        self.writer.append(batch, self.mask)
+            finally:
+                # Stopping early must release the engine's stream now, not when the generator is collected.
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()
 
 
 def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease, slice_seconds: float | None = None) -> bool:
@@ -470,7 +463,7 @@ def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease, slice_seconds:
                 te = _stop_if_needed(te, scheduler, lease)
                 if pump is not None and not writer.finished:
                     follow = max(0.0, min(LOG_FOLLOW_SECONDS, slice_ends - time.monotonic()))
-                    pump.pump(scheduler.logs(te.container_id, writer.cursor, follow_for=follow))
+                    pump.pump(scheduler.log_batches(te.container_id, writer.cursor, follow_for=follow))
                 status = scheduler.status(te.container_id)
             except NoSuchContainer:
                 status = Status(State.MISSING)
@@ -478,7 +471,7 @@ def _watch(te: TaskExecution, scheduler: Scheduler, lease: Lease, slice_seconds:
                 if pump is not None and not writer.finished:
                     lease.renew()
                     with telemetry.phase("task.log_drain", te):
-                        pump.pump(scheduler.logs(te.container_id, writer.cursor, follow_for=0))
+                        pump.pump(scheduler.log_batches(te.container_id, writer.cursor, follow_for=0))
                     if pump.cancelled:
                         # Cancelled while its output was still being stored: stop storing, end the task now.
                         writer.finish(status.exit_code, note="log drain stopped: the task was cancelled")

@@ -159,6 +159,26 @@ class LogLine:
     cursor: dict[str, Any]  # JSON-able; pass it back to logs() to continue right after this line
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def epoch_ns(time: dt.datetime) -> int:
+    """Nanoseconds since the epoch of a datetime (its microseconds, exactly; a naive one is taken as UTC)."""
+    if time.tzinfo is None:
+        time = time.replace(tzinfo=dt.UTC)
+    return (time - _EPOCH) // _MICROSECOND * 1000
+
+
+@dataclass
+class LogBatch:
+    """Lines an engine had ready at once, in log order: ``lines`` are ``(epoch nanoseconds, stream, text)``, and
+    ``cursor`` is the cursor right after the last of them (what ``logs()`` gives that line)."""
+
+    lines: list[tuple[int, str, str]]
+    cursor: dict[str, Any] | None
+
+
 class SchedulerError(Exception):
     """An engine failure. ``reason`` is one of the codes below; ``permanent`` means retrying will not help."""
 
@@ -225,6 +245,34 @@ class Scheduler(ABC):
         """Lines after ``cursor`` (all lines when None), in order. With ``follow_for`` > 0, keeps waiting for new
         lines up to that many seconds while the container runs; returns early once it has exited and every line was
         read."""
+
+    # The most lines, and about the most bytes of text, the default ``log_batches`` puts in one batch.
+    LOG_BATCH_LINES = 2000
+    LOG_BATCH_BYTES = 1024 * 1024
+
+    def log_batches(self, handle: str, cursor: dict[str, Any] | None, *, follow_for: float = 0.0) -> Iterator[LogBatch]:
+        """The lines of ``logs()``, grouped: each batch is what the engine had ready at once, so a caller that stores
+        a batch as soon as it comes stores each line without waiting for the next. This default groups up to
+        LOG_BATCH_LINES lines (or LOG_BATCH_BYTES of text) as ``logs()`` yields them, since it cannot tell when the
+        engine has nothing more; Docker's engine reads its stream in blocks and yields one batch per block."""
+        lines: list[tuple[int, str, str]] = []
+        size = 0
+        last: LogLine | None = None
+        iterator = self.logs(handle, cursor, follow_for=follow_for)
+        try:
+            for line in iterator:
+                lines.append((epoch_ns(line.time), line.stream, line.text))
+                size += len(line.text)
+                last = line
+                if len(lines) >= self.LOG_BATCH_LINES or size >= self.LOG_BATCH_BYTES:
+                    yield LogBatch(lines, last.cursor)
+                    lines, size = [], 0
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+        if lines and last is not None:
+            yield LogBatch(lines, last.cursor)
 
     @abstractmethod
     def stop(self, handle: str) -> None:

@@ -224,7 +224,7 @@ def test_the_container_runs_the_image_whose_digest_is_recorded_even_when_its_tag
     tag = f"gofer-test/moving:{uuid.uuid4().hex[:8]}"
     docker_client.images.get(busybox_image).tag(tag)
     first = docker_client.images.get(tag).id
-    build_image(docker_client, tag, 'FROM ' + busybox_image + '\nLABEL moved="yes"\n')  # the tag's next image
+    build_image(docker_client, tag, "FROM " + busybox_image + '\nLABEL moved="yes"\n')  # the tag's next image
     moved = docker_client.images.get(tag).id
     assert moved != first
     docker_client.images.get(first).tag(tag)  # back to the first one for the check
