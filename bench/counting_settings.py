@@ -1,5 +1,5 @@
 """Settings for ``bench/idle.py`` only: ``bench/q_settings.py`` (Gofer's settings, plus ``--q-option``s) plus a count of
-every SQL statement each server and worker process sends, written to ``$BENCH_QUERY_DIR/<pid>`` twice a second.
+every SQL statement each server and worker process sends, written to ``$BENCH_QUERY_DIR/<pid>`` within a second.
 
 The count is taken in Django's cursor (an execute wrapper on every connection), so it is the same for SQLite and
 PostgreSQL and includes django-q2's own queries (its broker, scheduler and monitor use the ORM).
@@ -22,10 +22,16 @@ _lock = threading.Lock()
 
 
 def _writer(pid: int) -> None:
+    # Once a second, and only when the count moved: the counting must not be what an idle installation spends its
+    # CPU on (bench/idle.py measures both at once).
     path = Path(_DIR) / str(pid)
+    written = None
     while True:
-        path.write_text(str(_counts.get(pid, 0)))
-        time.sleep(0.5)
+        count = _counts.get(pid, 0)
+        if count != written:
+            path.write_text(str(count))
+            written = count
+        time.sleep(1.0)
 
 
 def _count(execute, sql, params, many, context):

@@ -53,6 +53,33 @@ def breakdown(directory: Path, since: float, until: float, top: int = 15) -> Non
         common.log(f"  {n / window:6.3f}/s  {shape}")
 
 
+def _process_ticks(pgids: list[int]) -> dict[int, tuple[int, str]]:
+    """CPU ticks (user + system) and name of every process in the groups ``pgids``."""
+    out: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            name = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:70]
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) in pgids:
+            out[int(entry.name)] = (int(fields[11]) + int(fields[12]), name)
+    return out
+
+
+def cpu_breakdown(before: dict[int, tuple[int, str]], after: dict[int, tuple[int, str]], wall: float) -> None:
+    """Print each process's share of a core over the window, busiest first (``--breakdown``)."""
+    rows = sorted(
+        ((ticks - before.get(pid, (0, ""))[0], pid, name) for pid, (ticks, name) in after.items()), reverse=True
+    )
+    common.log(f"CPU by process over {wall:.0f} s (% of a core):")
+    for ticks, pid, name in rows:
+        common.log(f"  {100 * ticks / common.CLK_TCK / wall:6.3f} %  {pid}  {name}")
+
+
 def measure(args, label: str, q_options: list[str], seconds: float, settle: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="gofer-bench-queries-") as qdir:
         args.q_option = [*q_options, *args.q_option_user]
@@ -64,10 +91,14 @@ def measure(args, label: str, q_options: list[str], seconds: float, settle: floa
             time.sleep(settle)
             start = count(Path(qdir))
             began = time.time()
+            groups = [stack.server.proc.pid, stack.worker.proc.pid]
+            ticks_before = _process_ticks(groups)
             with common.CpuMeter(stack) as cpu:
                 time.sleep(seconds)
             ended = time.time()
-            time.sleep(1)  # the writers write twice a second
+            if args.breakdown:
+                cpu_breakdown(ticks_before, _process_ticks(groups), ended - began)
+            time.sleep(1.5)  # the writers write within a second
             statements = count(Path(qdir)) - start
             if args.breakdown:
                 breakdown(Path(qdir), began, ended)

@@ -672,6 +672,7 @@ class DockerScheduler(Scheduler):
                     raise
                 return self._adopt(client, existing, spec)
             handle = created["Id"]
+            self._remember_tty(handle, False)  # created without one, above: its logs need no inspect to know
             self._start_container(client, handle, spec.name)
             return Started(handle=handle, image_digest=_digest_of(image, spec.image))
 
@@ -876,11 +877,14 @@ class DockerScheduler(Scheduler):
             tty = bool(client.api.inspect_container(handle)["Config"].get("Tty"))
         except docker.errors.NotFound as exc:
             raise NoSuchContainer(f"no container {handle[:12]}") from exc
+        self._remember_tty(handle, tty)
+        return tty
+
+    def _remember_tty(self, handle: str, tty: bool) -> None:
         with self._tty_lock:
             if len(self._tty) >= 4096:
                 self._tty.clear()
             self._tty[handle] = tty
-        return tty
 
     def _line_blocks(
         self,

@@ -247,6 +247,19 @@ def test_the_container_runs_the_image_whose_digest_is_recorded_even_when_its_tag
 
 
 @pytest.mark.docker
+def test_a_container_gofer_started_is_read_without_inspecting_it_first(scheduler, names, busybox_image, monkeypatch):
+    started = scheduler.start(spec(names(), busybox_image, "echo hello"))
+    api = scheduler._client().api
+    inspected: list[str] = []
+    real_inspect = api.inspect_container
+    monkeypatch.setattr(api, "inspect_container", lambda handle: inspected.append(handle) or real_inspect(handle))
+    wait_for(scheduler, started.handle)
+    inspected.clear()
+    assert texts(list(scheduler.logs(started.handle, None))) == ["hello"]
+    assert inspected == []  # created without a TTY by this scheduler: nothing to ask before reading its log
+
+
+@pytest.mark.docker
 def test_a_missing_image_that_cannot_be_pulled_raises_no_such_image_quickly(scheduler, names, docker_client):
     name = names()
     began = time.monotonic()
