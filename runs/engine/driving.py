@@ -141,15 +141,14 @@ def _drive(te_pk: int, removals: list[threading.Thread], *, continued: bool) -> 
         te = TaskExecution.objects.select_related("run", "run__pipeline", "pipeline").get(pk=te_pk)
         if te.state == TaskExecutionState.PROCESSING:
             done = _start(te, lease)
-            if not done:
-                # Watch a first round before handing back, so that a short task ends inside it with no queue round
-                # trip between its start and its exit. The only ready task of its run, taken by the worker that
-                # readied it, watches LOG_FOLLOW_SECONDS; a start from the queue only QUEUED_FIRST_ROUND_SECONDS,
-                # so that starts waiting for a worker (its siblings, other runs') wait little for this one.
-                te = TaskExecution.objects.select_related("run", "run__pipeline", "pipeline").get(pk=te_pk)
-                if te.state == TaskExecutionState.RUNNING:
-                    first_round = LOG_FOLLOW_SECONDS if continued else QUEUED_FIRST_ROUND_SECONDS
-                    done = _watch(te, engine_of(te), lease, slice_seconds=first_round)
+            # Started (_start keeps the instance current): watch a first round before handing back, so that a short
+            # task ends inside it with no queue round trip between its start and its exit. The only ready task of
+            # its run, taken by the worker that readied it, watches LOG_FOLLOW_SECONDS; a start from the queue only
+            # QUEUED_FIRST_ROUND_SECONDS, so that starts waiting for a worker (its siblings, other runs') wait
+            # little for this one.
+            if not done and te.state == TaskExecutionState.RUNNING:
+                first_round = LOG_FOLLOW_SECONDS if continued else QUEUED_FIRST_ROUND_SECONDS
+                done = _watch(te, engine_of(te), lease, slice_seconds=first_round)
         elif te.state == TaskExecutionState.RUNNING:
             done = _watch(te, engine_of(te), lease)
     except LeaseLost:
@@ -350,14 +349,17 @@ def _start(te: TaskExecution, lease: Lease) -> bool:
             )
         return _retry_start(te, lease, f"engine error: {exc}")
     with transaction.atomic():
-        updated = TaskExecution.objects.filter(lease.mine(), state=TaskExecutionState.PROCESSING).update(
-            state=TaskExecutionState.RUNNING,
-            container_id=started.handle,
-            image_digest=started.image_digest,
-            started=timezone.now(),
-        )
+        running = {
+            "state": TaskExecutionState.RUNNING,
+            "container_id": started.handle,
+            "image_digest": started.image_digest,
+            "started": timezone.now(),
+        }
+        updated = TaskExecution.objects.filter(lease.mine(), state=TaskExecutionState.PROCESSING).update(**running)
         if updated != 1:
             raise LeaseLost(te.pk)
+        for name, value in running.items():
+            setattr(te, name, value)  # the caller watches this instance next: no need to read it back
         events.publish(EventKind.STARTED_TASK_EXECUTION, te_details(te), **run_scope(run))
         verb = "adopted existing container" if started.adopted else "started container"
         note(run, "task_started", f"{verb} {started.handle[:12]} ({started.image_digest or spec.image})", te.task_slug)

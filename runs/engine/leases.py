@@ -45,25 +45,37 @@ def claim(te_pk: int) -> Lease | None:
         .filter(Q(lease_owner="") | Q(lease_expires__isnull=True) | Q(lease_expires__lt=now))
         .update(lease_owner=owner, lease_expires=now + dt.timedelta(seconds=lease_seconds()))
     )
-    return Lease(te_pk, owner) if taken == 1 else None
+    return Lease(te_pk, owner, taken_at=time.monotonic()) if taken == 1 else None
+
+
+# A renewal this soon after the last one is skipped: the lease still has nearly all of its time, and nobody can take
+# a lease before it lapses, so the UPDATE would change nothing (a step renews at each of its phases, and a short
+# task's phases come milliseconds apart).
+RENEW_AT_MOST_EVERY = 1.0
 
 
 class Lease:
     """A held lease on one task execution. ``owner`` is the id every conditional update filters on."""
 
-    def __init__(self, te_pk: int, owner: str) -> None:
+    def __init__(self, te_pk: int, owner: str, *, taken_at: float | None = None) -> None:
         self.te_pk = te_pk
         self.owner = owner
+        self._renewed = taken_at  # time.monotonic() of the last claim or renewal that this object made
 
     def mine(self) -> Q:
         """The filter that makes an update conditional on still holding this lease."""
         return Q(pk=self.te_pk, lease_owner=self.owner)
 
     def renew(self) -> None:
-        """Extend the lease by GOFER_LEASE_SECONDS from now; raises LeaseLost if it is no longer ours."""
+        """Extend the lease by GOFER_LEASE_SECONDS from now; raises LeaseLost if it is no longer ours. Within
+        RENEW_AT_MOST_EVERY (at most a tenth of the lease) of the last renewal it is already as good as renewed."""
+        started = time.monotonic()
+        if self._renewed is not None and started - self._renewed < min(RENEW_AT_MOST_EVERY, lease_seconds() / 10):
+            return
         expires = timezone.now() + dt.timedelta(seconds=lease_seconds())
         if TaskExecution.objects.filter(self.mine()).update(lease_expires=expires) != 1:
             raise LeaseLost(self.te_pk)
+        self._renewed = started
 
     def release(self, *, not_before: dt.datetime | None = None) -> bool:
         """Give the lease up. With ``not_before``, nobody (the reconciler included) takes it before then: used when

@@ -244,3 +244,22 @@ def test_revoking_tokens_deletes_exactly_those_tokens(transactional_db):
     assert access.revoke_tokens([gone.pk]) == 1
     assert access.revoke_tokens([gone.pk]) == 0
     assert list(type(keep).objects.filter(pk__in=[keep.pk, gone.pk]).values_list("user", flat=True)) == ["keep"]
+
+
+def test_a_renewal_just_after_the_claim_sends_nothing_and_a_later_one_extends_the_lease(
+    inline, monkeypatch, django_assert_num_queries
+):
+    te = _active_task_execution(inline)
+    TaskExecution.objects.filter(pk=te.pk).update(lease_expires=None)
+    lease = leases.claim(te.pk)
+    with django_assert_num_queries(0):
+        lease.renew()  # the claim a moment ago set the whole lease: an UPDATE would change nothing
+    before = TaskExecution.objects.values_list("lease_expires", flat=True).get(pk=te.pk)
+    monkeypatch.setattr(leases, "RENEW_AT_MOST_EVERY", 0)
+    with django_assert_num_queries(1):
+        lease.renew()
+    assert TaskExecution.objects.values_list("lease_expires", flat=True).get(pk=te.pk) > before
+    # And a renewal that finds the lease taken still says so.
+    TaskExecution.objects.filter(pk=te.pk).update(lease_owner="someone-else")
+    with pytest.raises(leases.LeaseLost):
+        lease.renew()
