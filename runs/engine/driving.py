@@ -65,6 +65,8 @@ LOG_FOLLOW_SECONDS = 1.0
 # A start taken from the queue watches this long before handing back: most short tasks exit inside it (one message
 # instead of two), and a worker is held at most this long from the next start waiting in the queue.
 QUEUED_FIRST_ROUND_SECONDS = 0.25
+# A finished task's container is removed at the latest this long after it ended (see _Removals).
+REMOVAL_DELAY_SECONDS = 1.0
 
 
 def container_name(te: TaskExecution, installation: str) -> str:
@@ -101,24 +103,24 @@ def engine_of(te: TaskExecution) -> Scheduler:
 def drive_task_execution(te_pk: int) -> None:
     """One slice of work on one task execution, under its lease, then the run's next step in this worker when there
     is one (``continue_run``). See the module docstring."""
-    removals: list[threading.Thread] = []
+    removals = _Removals()
     try:
         continue_run(_drive(te_pk, removals, continued=False), removals)
     finally:
-        _join(removals)
+        removals.finish()
 
 
 def advance_and_drive(run_pk: int) -> None:
     """``advance_run``, then drive the task execution it made ready in this worker instead of queueing it, when it
     made exactly one ready (GOFER_CONTINUE_IN_WORKER; when off, everything it readies is queued)."""
-    removals: list[threading.Thread] = []
+    removals = _Removals()
     try:
         continue_run(advancing.advance_run(run_pk, keep_one=settings.GOFER_CONTINUE_IN_WORKER), removals)
     finally:
-        _join(removals)
+        removals.finish()
 
 
-def continue_run(te_pk: int | None, removals: list[threading.Thread]) -> None:
+def continue_run(te_pk: int | None, removals: _Removals) -> None:
     """Drive ``te_pk`` and then whatever its completion makes ready in its run, one task execution after the other,
     in this worker: a chain of tasks costs no queue round trip per link. Each task execution is claimed under its own
     lease first, exactly as a queued ``drive_task_execution`` would claim it, so a continuation never touches a task
@@ -129,7 +131,7 @@ def continue_run(te_pk: int | None, removals: list[threading.Thread]) -> None:
         te_pk = _drive(te_pk, removals, continued=True)
 
 
-def _drive(te_pk: int, removals: list[threading.Thread], *, continued: bool) -> int | None:
+def _drive(te_pk: int, removals: _Removals, *, continued: bool) -> int | None:
     """One step on one task execution under its lease: start it, or watch it for a slice. A continued start also
     watches the container's first round. Returns the task execution to continue with (the one its completion made
     ready), or None."""
@@ -137,10 +139,13 @@ def _drive(te_pk: int, removals: list[threading.Thread], *, continued: bool) -> 
     if lease is None:
         return None
     done = False
+    run_pk: int | None = None
     try:
         te = TaskExecution.objects.select_related("run", "run__pipeline", "pipeline").get(pk=te_pk)
+        run_pk = te.run_id
         if te.state == TaskExecutionState.PROCESSING:
             done = _start(te, lease)
+            removals.start()  # the previous link's container, now that this one's start no longer competes
             # Started (_start keeps the instance current): watch a first round before handing back, so that a short
             # task ends inside it with no queue round trip between its start and its exit. The only ready task of
             # its run, taken by the worker that readied it, watches LOG_FOLLOW_SECONDS; a start from the queue only
@@ -165,10 +170,10 @@ def _drive(te_pk: int, removals: list[threading.Thread], *, continued: bool) -> 
             return None
     if done:
         masking.forget(te_pk)
-        # Removing the container is not on the path from this task's exit to its child's start: it runs beside the
-        # run's next step, and the worker step waits for it before it ends.
-        removals.append(_in_thread(_remove_finished_container, te_pk))
-        run_pk = TaskExecution.objects.filter(pk=te_pk).values_list("run_id", flat=True).first()
+        # Removing the container is not on the path from this task's exit to its child's start: see _Removals.
+        removals.defer(te_pk)
+        if run_pk is None:  # the step failed before it read the task execution
+            run_pk = TaskExecution.objects.filter(pk=te_pk).values_list("run_id", flat=True).first()
         if run_pk is not None:
             return advancing.advance_run(run_pk, keep_one=settings.GOFER_CONTINUE_IN_WORKER)
         return None
@@ -189,9 +194,45 @@ def _in_thread(func: Any, *args: Any) -> threading.Thread:
     return thread
 
 
-def _join(threads: list[threading.Thread]) -> None:
-    for thread in threads:
-        thread.join()
+class _Removals:
+    """The finished containers of one worker step, removed off the path from a task's exit to its child's start:
+    each removal starts once the next task of the chain has been started (the engine does both on the same cores: a
+    removal beside a start slows the start), at the latest REMOVAL_DELAY_SECONDS after the task ended (a start that
+    pulls an image must not keep the last container, and the secrets in its configuration, for as long), or when the
+    step ends. The step waits for every removal before it ends. One that never ran (the worker died) is the
+    pruner's (pruning.py)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deferred: dict[int, threading.Timer] = {}
+        self._threads: list[threading.Thread] = []
+
+    def defer(self, te_pk: int) -> None:
+        timer = threading.Timer(REMOVAL_DELAY_SECONDS, self._start_one, args=(te_pk,))
+        timer.daemon = True
+        with self._lock:
+            self._deferred[te_pk] = timer
+        timer.start()
+
+    def _start_one(self, te_pk: int) -> None:
+        with self._lock:
+            timer = self._deferred.pop(te_pk, None)
+            if timer is None:
+                return  # started already
+            timer.cancel()
+            self._threads.append(_in_thread(_remove_finished_container, te_pk))
+
+    def start(self) -> None:
+        """Start every deferred removal now."""
+        for te_pk in list(self._deferred):
+            self._start_one(te_pk)
+
+    def finish(self) -> None:
+        self.start()
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join()
 
 
 def _remove_finished_container(te_pk: int) -> None:

@@ -8,6 +8,7 @@ unless an operator keeps containers for debugging (GOFER_CONTAINER_PRUNE_AFTER s
 from __future__ import annotations
 
 import contextlib
+import time
 
 import docker
 import pytest
@@ -91,5 +92,77 @@ def test_the_memory_engine_removes_a_finished_container_too(transactional_db, se
     run = runs.start_run(SYSTEM_PRINCIPAL, _pipeline("busybox:latest", "gone-mem"), {})
     inline.drain(until=lambda: Run.objects.get(pk=run.pk).state == "complete", timeout=30)
     assert memory.inspect(TaskExecution.objects.get(run=run).container_id) is None
+    memory.reset()
+    get_scheduler.cache_clear()
+
+
+def _chain_on_memory(settings, monkeypatch):
+    settings.GOFER_SCHEDULER = "memory"
+    settings.GOFER_CONTAINER_PRUNE_AFTER = 0
+    get_scheduler.cache_clear()
+    memory.reset()
+    inline = engine_support.install(monkeypatch)
+    if not Namespace.objects.filter(id="removal").exists():
+        Namespace.objects.create(id="removal", name="removal")
+    tasks = [
+        {"id": "first", "image": "busybox:latest", "command": ["sh", "-c", "echo one"]},
+        {
+            "id": "second",
+            "image": "busybox:latest",
+            "command": ["sh", "-c", "echo two"],
+            "depends_on": {"first": "any"},
+        },
+    ]
+    pipeline = deployed_pipeline("removal", "pair", {"id": "pair", "name": "pair", "tasks": tasks})
+    return inline, pipeline
+
+
+def _first_container_when_second_starts(monkeypatch, delay: float) -> list[bool]:
+    """Whether the first task's container still exists as the second one's start begins, and after ``delay``."""
+    from runs.engine import driving
+
+    seen: list[bool] = []
+    real_start = driving._start
+
+    def start(te, lease):
+        if te.task_slug == "second":
+            first = TaskExecution.objects.get(run=te.run, task_slug="first")
+            seen.append(memory.inspect(first.container_id) is not None)
+            time.sleep(delay)  # a start that takes long (an image pull)
+            seen.append(memory.inspect(first.container_id) is not None)
+        return real_start(te, lease)
+
+    monkeypatch.setattr(driving, "_start", start)
+    return seen
+
+
+def test_the_last_container_is_removed_once_the_next_task_of_the_chain_has_started(
+    transactional_db, settings, monkeypatch
+):
+    from runs.engine import driving
+
+    inline, pipeline = _chain_on_memory(settings, monkeypatch)
+    monkeypatch.setattr(driving, "REMOVAL_DELAY_SECONDS", 60)
+    seen = _first_container_when_second_starts(monkeypatch, delay=0)
+    run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
+    inline.drain(until=lambda: Run.objects.get(pk=run.pk).state == "complete", timeout=30)
+    assert seen == [True, True]  # not beside the next start
+    for te in TaskExecution.objects.filter(run=run):
+        assert memory.inspect(te.container_id) is None  # but gone when the step ended
+    memory.reset()
+    get_scheduler.cache_clear()
+
+
+def test_a_slow_next_start_does_not_keep_the_last_container_longer_than_the_removal_delay(
+    transactional_db, settings, monkeypatch
+):
+    from runs.engine import driving
+
+    inline, pipeline = _chain_on_memory(settings, monkeypatch)
+    monkeypatch.setattr(driving, "REMOVAL_DELAY_SECONDS", 0.2)
+    seen = _first_container_when_second_starts(monkeypatch, delay=3)
+    run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
+    inline.drain(until=lambda: Run.objects.get(pk=run.pk).state == "complete", timeout=30)
+    assert seen[-1] is False  # removed while the next start still ran
     memory.reset()
     get_scheduler.cache_clear()
