@@ -150,9 +150,11 @@ def _drive(te_pk: int, removals: _Removals, *, continued: bool) -> int | None:
             # task ends inside it with no queue round trip between its start and its exit. The only ready task of
             # its run, taken by the worker that readied it, watches LOG_FOLLOW_SECONDS; a start from the queue only
             # QUEUED_FIRST_ROUND_SECONDS, so that starts waiting for a worker (its siblings, other runs') wait
-            # little for this one.
-            if not done and te.state == TaskExecutionState.RUNNING:
-                first_round = LOG_FOLLOW_SECONDS if continued else QUEUED_FIRST_ROUND_SECONDS
+            # little for this one; with GOFER_CONTINUE_IN_WORKER off, none (one message per step).
+            first_round = LOG_FOLLOW_SECONDS if continued else QUEUED_FIRST_ROUND_SECONDS
+            if not settings.GOFER_CONTINUE_IN_WORKER:
+                first_round = 0
+            if not done and te.state == TaskExecutionState.RUNNING and first_round > 0:
                 done = _watch(te, engine_of(te), lease, slice_seconds=first_round)
         elif te.state == TaskExecutionState.RUNNING:
             done = _watch(te, engine_of(te), lease)
