@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
+import functools
 import logging
+import os
+import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 from django.db.models import QuerySet
@@ -70,11 +75,48 @@ def _wake_listeners(event_id: int) -> None:
         # An in-memory layer reaches this process only, and nobody here listens (a worker process, say): a send
         # would cost an event loop round trip for no one. Listeners elsewhere find the event by polling.
         return
+    message = {"type": "events.new", "event_id": event_id}
+    if not isinstance(layer, InMemoryChannelLayer) and not _under_an_event_loop():
+        # A worker process: async_to_sync would make a new event loop for this one send, and channels_redis a new
+        # connection with it (~4 ms an event on the engine's path). One loop per process, kept, sends instead,
+        # without waiting: listeners also poll, so a send still in flight when the process dies is only late.
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(EVENTS_GROUP, message), _sending_loop())
+        future.add_done_callback(functools.partial(_log_failed_send, event_id))
+        return
     try:
-        async_to_sync(layer.group_send)(EVENTS_GROUP, {"type": "events.new", "event_id": event_id})
+        async_to_sync(layer.group_send)(EVENTS_GROUP, message)
     except Exception:
         # Listeners also poll; a broken channel layer delays them, it must never fail the state change itself.
         logger.warning("could not broadcast event %s to the channel layer", event_id, exc_info=True)
+
+
+def _under_an_event_loop() -> bool:
+    """Whether this thread was started by ``sync_to_async`` under a running loop (the server): async_to_sync then
+    sends on that loop, whose connections the layer keeps."""
+    threadlocal = SyncToAsync.threadlocal
+    loop = getattr(threadlocal, "main_event_loop", None)
+    return loop is not None and getattr(threadlocal, "main_event_loop_pid", None) == os.getpid()
+
+
+_loops: dict[int, asyncio.AbstractEventLoop] = {}  # by process id: a forked worker starts its own
+_loops_lock = threading.Lock()
+
+
+def _sending_loop() -> asyncio.AbstractEventLoop:
+    """This process's event loop for channel-layer sends, running in a daemon thread (started on first use)."""
+    pid = os.getpid()
+    with _loops_lock:
+        loop = _loops.get(pid)
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="gofer-events-layer", daemon=True).start()
+            _loops[pid] = loop
+    return loop
+
+
+def _log_failed_send(event_id: int, future: concurrent.futures.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("could not broadcast event %s to the channel layer", event_id, exc_info=future.exception())
 
 
 def visible_events(principal: Principal) -> QuerySet:
