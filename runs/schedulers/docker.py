@@ -804,6 +804,10 @@ class DockerScheduler(Scheduler):
         Without ``follow_for``: the lines Docker has now. With it: also the lines that come within that many
         seconds, returning as soon as the container has exited and its log is read. A line the container has not
         finished writing (no newline yet) is held back until it is complete or the container has exited.
+
+        Docker may end a followed stream at the container's exit before it sent the last lines (seen under load):
+        what follows the last cursor then comes with the next call without ``follow_for``, which is why the engine
+        reads once more after an exit (runs/engine/driving.py, the drain).
         """
         point = _ResumePoint(cursor)
         for block in self._read_log(handle, point, follow_for, each_cursor=True):
