@@ -136,16 +136,23 @@ def _first_container_when_second_starts(monkeypatch, delay: float) -> list[bool]
     return seen
 
 
-def test_the_last_container_is_removed_once_the_next_task_of_the_chain_has_started(
-    transactional_db, settings, monkeypatch
-):
+def _run_pair(settings, monkeypatch, *, removal_delay: float, start_delay: float) -> tuple[Run, list[bool]]:
+    """Run first -> second on the memory engine; returns the run and what ``_first_container_when_second_starts``
+    saw."""
     from runs.engine import driving
 
     inline, pipeline = _chain_on_memory(settings, monkeypatch)
-    monkeypatch.setattr(driving, "REMOVAL_DELAY_SECONDS", 60)
-    seen = _first_container_when_second_starts(monkeypatch, delay=0)
+    monkeypatch.setattr(driving, "REMOVAL_DELAY_SECONDS", removal_delay)
+    seen = _first_container_when_second_starts(monkeypatch, delay=start_delay)
     run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
     inline.drain(until=lambda: Run.objects.get(pk=run.pk).state == "complete", timeout=30)
+    return run, seen
+
+
+def test_the_last_container_is_removed_once_the_next_task_of_the_chain_has_started(
+    transactional_db, settings, monkeypatch
+):
+    run, seen = _run_pair(settings, monkeypatch, removal_delay=60, start_delay=0)
     assert seen == [True, True]  # not beside the next start
     for te in TaskExecution.objects.filter(run=run):
         assert memory.inspect(te.container_id) is None  # but gone when the step ended
@@ -156,13 +163,7 @@ def test_the_last_container_is_removed_once_the_next_task_of_the_chain_has_start
 def test_a_slow_next_start_does_not_keep_the_last_container_longer_than_the_removal_delay(
     transactional_db, settings, monkeypatch
 ):
-    from runs.engine import driving
-
-    inline, pipeline = _chain_on_memory(settings, monkeypatch)
-    monkeypatch.setattr(driving, "REMOVAL_DELAY_SECONDS", 0.2)
-    seen = _first_container_when_second_starts(monkeypatch, delay=3)
-    run = runs.start_run(SYSTEM_PRINCIPAL, pipeline, {})
-    inline.drain(until=lambda: Run.objects.get(pk=run.pk).state == "complete", timeout=30)
+    _, seen = _run_pair(settings, monkeypatch, removal_delay=0.2, start_delay=3)
     assert seen[-1] is False  # removed while the next start still ran
     memory.reset()
     get_scheduler.cache_clear()
