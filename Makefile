@@ -48,7 +48,7 @@ endif
 
 # Parallel test processes (pytest-xdist). Each has its own database, queue, Channels prefix and $GOFER_HOME
 # (tests/settings.py); most tests wait on containers and sockets, so more processes than cores pays. 0: serial.
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 PYTEST_PARALLEL = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 
 test-sqlite: $(BIN)/.dev
