@@ -20,7 +20,7 @@ def _redis_reachable() -> bool:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_process_sends_events_to_the_redis_layer_on_one_kept_loop(settings):
+def test_a_worker_process_sends_events_to_the_redis_layer_on_one_kept_loop(settings, monkeypatch):
     """A worker process has no event loop: each send through async_to_sync made a new loop, and channels_redis a
     new connection, per event. The send goes through one kept loop instead, and still reaches the listeners."""
     import uuid
@@ -38,6 +38,11 @@ def test_a_worker_process_sends_events_to_the_redis_layer_on_one_kept_loop(setti
     }
     channel_layers.backends.clear()
     layer = channel_layers["default"]
+
+    def no_new_loop_per_send(*args, **kwargs):
+        raise AssertionError("a worker's event went through async_to_sync: a new event loop and connection per send")
+
+    monkeypatch.setattr(events, "async_to_sync", no_new_loop_per_send)
 
     async def listen_while_a_worker_publishes() -> list:
         channel = await layer.new_channel()
