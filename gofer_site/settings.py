@@ -596,7 +596,7 @@ GOFER_BUILTIN_EXTENSIONS = envlist(
 # another host, a lost ring): a few statements per period when idle.
 GOFER_TRIGGER_TICK_SECONDS = envint("GOFER_TRIGGER_TICK_SECONDS", 30, minimum=1, maximum=300)
 # The ticker's lease: held by one worker process, renewed every third of this; a holder that died on the same host
-# is replaced at once, one on another host after at most this. 0: no lease, every worker process ticks (the
+# is replaced at once, one on another host within 1.5 times this. 0: no lease, every worker process ticks (the
 # firings' unique keys still start each due firing once; costs a few queries per process per tick).
 GOFER_TRIGGER_LEASE_SECONDS = envint("GOFER_TRIGGER_LEASE_SECONDS", 90, minimum=0)
 # How often a subscription in error is re-checked, to heal by itself.
